@@ -1,0 +1,48 @@
+"""flask-toucan: embed Toucan AI dashboards and the AI assistant in Flask apps.
+
+Short-lived, tenant-scoped tokens minted server-side (Toucan's token API, or
+signed here for self-hosted deployments), handed to the ``<tc-dashboard>`` /
+``<tc-ai-assistant>`` web components by Jinja macros, refreshed before expiry.
+"""
+
+from __future__ import annotations
+
+from .exceptions import (
+    AttributeMappingError,
+    AuthenticationRequired,
+    BadRequest,
+    ConfigurationError,
+    CSRFError,
+    InvalidTokenError,
+    LoginError,
+    PermissionDenied,
+    RateLimited,
+    ToucanError,
+    UpstreamError,
+)
+from .extension import Toucan
+from .signals import token_issued, user_logged_in, user_logged_out
+from .tokens import EmbedToken
+from .user import ToucanUser
+from .verify import verify_token
+
+__all__ = [
+    "AttributeMappingError",
+    "AuthenticationRequired",
+    "BadRequest",
+    "CSRFError",
+    "ConfigurationError",
+    "EmbedToken",
+    "InvalidTokenError",
+    "LoginError",
+    "PermissionDenied",
+    "RateLimited",
+    "Toucan",
+    "ToucanError",
+    "ToucanUser",
+    "UpstreamError",
+    "token_issued",
+    "user_logged_in",
+    "user_logged_out",
+    "verify_token",
+]

@@ -1,0 +1,95 @@
+"""Token cache and single-flight.
+
+A token is served from the cache until ``expires_at - margin``; the key is a
+hash of everything that went into it (user, attributes, permissions, mode), so
+a changed attribute or role is a different key and gets a fresh token.
+
+Single-flight: concurrent requests for the same key in one process wait for
+the first one's upstream call instead of making their own. (Across processes
+the shared store still serves the result once it is there; a burst that
+starts in several workers at the same instant may mint once per worker.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cachelib import BaseCache
+
+from .tokens import EmbedToken, utc_from_timestamp
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return "tok:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+class TokenCache:
+    def __init__(self, store: BaseCache, margin: Callable[[float], float]) -> None:
+        self.store = store
+        self.margin = margin
+
+    def get(self, key: str) -> EmbedToken | None:
+        entry = self.store.get(key)
+        if not isinstance(entry, dict):
+            return None
+        serve_until = entry["serve_until"]
+        if time.time() >= serve_until:
+            return None
+        return EmbedToken(entry["value"], utc_from_timestamp(entry["exp"]), entry["claims"])
+
+    def set(self, key: str, token: EmbedToken, lifetime: float) -> None:
+        exp = token.expires_at.timestamp()
+        serve_until = exp - self.margin(lifetime)
+        ttl = int(serve_until - time.time())
+        if ttl <= 0:
+            return
+        self.store.set(
+            key,
+            {"value": token.value, "exp": exp, "serve_until": serve_until, "claims": dict(token.claims)},
+            timeout=ttl,
+        )
+
+
+class SingleFlight:
+    """One call per key at a time in this process; the others share its outcome."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[str, _Call] = {}
+
+    def do(self, key: str, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            call = self._calls.get(key)
+            leader = call is None
+            if call is None:
+                call = self._calls[key] = _Call()
+        if not leader:
+            call.done.wait()
+            if call.error is not None:
+                raise call.error
+            return call.result
+        try:
+            call.result = fn()
+            return call.result
+        except BaseException as exc:
+            call.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._calls[key]
+            call.done.set()
+
+
+class _Call:
+    __slots__ = ("done", "error", "result")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None

@@ -1,0 +1,109 @@
+"""``flask toucan ...``: key generation, JWKS, a debug mint, a config check.
+
+None of these prints a secret: ``keygen`` writes the private key to a file
+created with mode 0600 and prints only its ``kid``; ``mint`` prints the token
+(which is what it is for) and never the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .exceptions import ToucanError
+from .keys import generate_private_key_pem, load_signing_key
+
+toucan_cli = AppGroup("toucan", help="flask-toucan: signing keys, JWKS, debug tokens.")
+
+
+@toucan_cli.command("keygen")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="PEM file to write")
+@click.option("--kind", type=click.Choice(["RSA", "EC", "OKP"]), default="RSA", show_default=True)
+@click.option("--bits", type=int, default=3072, show_default=True, help="RSA key size")
+@click.option("--force", is_flag=True, help="overwrite an existing file")
+def keygen(out: str, kind: str, bits: int, force: bool) -> None:
+    """Generate a signing key for TOUCAN_SIGNING_KEY (file mode 0600)."""
+    path = Path(out)
+    if path.exists() and not force:
+        raise click.ClickException(f"{out} exists; pass --force to overwrite")
+    try:
+        pem = generate_private_key_pem(kind, bits)
+    except ToucanError as exc:
+        raise click.ClickException(exc.message) from None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    os.chmod(path, 0o600)  # also when the file existed with wider permissions
+    key = load_signing_key(pem)
+    click.echo(f"wrote {kind} key to {out} (mode 0600); kid={key.kid} alg={key.algorithm}")
+
+
+@toucan_cli.command("jwks")
+def jwks_command() -> None:
+    """Print the public JWKS of signed mode."""
+    from .extension import get_state
+
+    click.echo(json.dumps(get_state().manager.jwks(), indent=2))
+
+
+@toucan_cli.command("mint")
+@click.option("--sub", "subject", required=True, help="the user's subject")
+@click.option("--iss", "issuer", default="local", show_default=True)
+@click.option("--claim", "claims", multiple=True, help="extra identity claim NAME=VALUE")
+@click.option("--kind", type=click.Choice(["dashboard", "chart", "assistant"]), default="dashboard")
+def mint(subject: str, issuer: str, claims: tuple[str, ...], kind: str) -> None:
+    """Mint a token for a subject through the app's own mappers (debugging)."""
+    from .extension import get_state
+    from .user import ToucanUser
+
+    values = {"sub": subject, "iss": issuer}
+    for item in claims:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--claim")
+        values[name] = value
+    user = ToucanUser(issuer, subject, values)
+    try:
+        with current_app.test_request_context():
+            token = get_state().manager.issue_token(user, kind=kind)
+    except ToucanError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc.message}") from None
+    click.echo(json.dumps({**token.as_json(), "claims": dict(token.claims)}, indent=2, default=str))
+
+
+@toucan_cli.command("check")
+def check() -> None:
+    """Check the configuration (it was validated at start-up) and summarise it."""
+    from .extension import get_state
+
+    c = get_state().config
+    click.echo(f"mode: {c.mode}")
+    click.echo(f"base url: {c.base_url}")
+    if c.mode == "api":
+        click.echo("api key: set")
+    if c.keys is not None:
+        kids = ", ".join(k.kid for k in c.keys.verification_keys())
+        click.echo(f"signing: {c.keys.current.algorithm}, current kid {c.keys.current.kid}; published: {kids}")
+        click.echo(f"issuer: {c.issuer}  audience: {c.audience}  ttl: {c.token_ttl}s (max {c.max_ttl}s)")
+        if c.exchange_url:
+            click.echo(f"exchange: {c.exchange_url}")
+    click.echo(f"required attributes: {', '.join(c.required_attributes) or '(none)'}")
+    click.echo(f"url prefix: {c.url_prefix}  store: {c.store if isinstance(c.store, str) else type(c.store).__name__}")
+    click.echo("ok")
+
+
+def _attach_sandbox() -> None:
+    try:
+        from .sandbox.cli import sandbox_command
+    except ImportError:  # the sandbox extra is not installed
+        return
+    toucan_cli.add_command(sandbox_command, "sandbox")
+
+
+_attach_sandbox()

@@ -1,0 +1,254 @@
+"""``TOUCAN_*`` settings, read and validated once at ``init_app``.
+
+Every property of :class:`ToucanConfig` is computed when the extension is
+attached, so a misconfigured app fails at start-up with a message that names
+the setting, not at the first request. Error messages never repeat a secret's
+value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .exceptions import ConfigurationError
+from .keys import KeySet, load_key_set
+
+MODES = ("api", "signed")
+
+DEFAULTS: dict[str, Any] = {
+    "TOUCAN_MODE": "api",
+    "TOUCAN_BASE_URL": None,
+    "TOUCAN_API_KEY": None,
+    "TOUCAN_TOKEN_PATH": "/embed/generate-token",
+    "TOUCAN_EMBED_SCRIPT_URL": None,  # default: {base}/embed/embed.js
+    "TOUCAN_SERVER_URL": None,  # default: TOUCAN_BASE_URL
+    "TOUCAN_USER_ROLE": "explorer",
+    "TOUCAN_SIGNING_KEY": None,
+    "TOUCAN_SIGNING_KEY_ID": None,
+    "TOUCAN_SIGNING_ALGORITHM": None,  # default: from the key (RS256 for RSA)
+    "TOUCAN_SIGNING_KEY_NEXT": None,
+    "TOUCAN_SIGNING_KEY_FALLBACKS": (),
+    "TOUCAN_ISSUER": None,
+    "TOUCAN_AUDIENCE": None,
+    "TOUCAN_WORKSPACE_ID": None,
+    "TOUCAN_EXCHANGE_URL": None,
+    "TOUCAN_TOKEN_TTL": None,  # signed mode: 300
+    "TOUCAN_TOKEN_MAX_TTL": 3600,
+    "TOUCAN_REFRESH_MARGIN": 60,
+    "TOUCAN_REQUIRED_ATTRIBUTES": ("organization_id",),
+    "TOUCAN_URL_PREFIX": "/toucan",
+    "TOUCAN_OAUTH_CLIENT": None,
+    "TOUCAN_LOGIN_REDIRECT": "/",
+    "TOUCAN_LOGOUT_REDIRECT": "/",
+    "TOUCAN_SESSION_CLAIMS": None,  # None: every identity claim but protocol ones
+    "TOUCAN_SESSION_LIFETIME": None,  # default: PERMANENT_SESSION_LIFETIME
+    "TOUCAN_HTTP_CONNECT_TIMEOUT": 3.0,
+    "TOUCAN_HTTP_DEADLINE": 10.0,
+    "TOUCAN_HTTP_RETRIES": 2,
+    "TOUCAN_HTTP_MAX_RESPONSE_BYTES": 64 * 1024,
+    "TOUCAN_STORE": "memory",
+    "TOUCAN_RATE_LIMIT": "30/minute",
+    "TOUCAN_CSRF_HEADER": "X-Toucan-CSRF",
+    "TOUCAN_CSRF_MAX_AGE": None,  # default: the session lifetime
+    "TOUCAN_PLACEHOLDER_TEMPLATE": "toucan/placeholder.html",
+    "TOUCAN_ERROR_HANDLERS": True,
+}
+
+
+
+def _positive_number(name: str, value: Any, *, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigurationError(f"{name} must be {kind} (seconds)")
+    if integer and not isinstance(value, int):
+        raise ConfigurationError(f"{name} must be a positive integer (seconds)")
+    return value
+
+
+def _http_url(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} is required")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(f"{name} must be an absolute http(s) URL")
+    if parts.username or parts.password:
+        raise ConfigurationError(f"{name} must not carry credentials")
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True, repr=False)
+class ToucanConfig:
+    """The validated settings. Secrets are kept but never shown by ``repr``."""
+
+    mode: str
+    base_url: str | None
+    api_key: str | None
+    token_url: str | None
+    embed_script_url: str | None
+    server_url: str | None
+    user_role: str
+    keys: KeySet | None
+    issuer: str | None
+    audience: str | None
+    workspace_id: str | None
+    exchange_url: str | None
+    token_ttl: int
+    max_ttl: int
+    refresh_margin: float
+    required_attributes: tuple[str, ...]
+    url_prefix: str
+    oauth_client: str | None
+    login_redirect: str
+    logout_redirect: str
+    session_claims: tuple[str, ...] | None
+    session_lifetime: int
+    connect_timeout: float
+    deadline: float
+    retries: int
+    max_response_bytes: int
+    store: Any
+    rate_limit: str | None
+    csrf_header: str
+    csrf_max_age: int
+    placeholder_template: str
+    error_handlers: bool
+
+    def __repr__(self) -> str:
+        return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> ToucanConfig:
+        def get(key: str) -> Any:
+            return config.get(key, DEFAULTS[key])
+
+        mode = get("TOUCAN_MODE")
+        if mode not in MODES:
+            raise ConfigurationError(f"TOUCAN_MODE must be one of {', '.join(MODES)}")
+
+        base_url = get("TOUCAN_BASE_URL")
+        if base_url is not None or mode == "api":
+            base_url = _http_url("TOUCAN_BASE_URL", base_url)
+
+        api_key = get("TOUCAN_API_KEY")
+        token_url = None
+        if mode == "api":
+            if not isinstance(api_key, str) or not api_key.strip():
+                raise ConfigurationError("TOUCAN_API_KEY is required when TOUCAN_MODE is 'api'")
+            path = get("TOUCAN_TOKEN_PATH")
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigurationError("TOUCAN_TOKEN_PATH must be a path starting with '/'")
+            token_url = f"{base_url}{path}"
+
+        max_ttl = int(_positive_number("TOUCAN_TOKEN_MAX_TTL", get("TOUCAN_TOKEN_MAX_TTL"), integer=True))
+        ttl_value = get("TOUCAN_TOKEN_TTL")
+        ttl = 300 if ttl_value is None else int(
+            _positive_number("TOUCAN_TOKEN_TTL", ttl_value, integer=True)
+        )
+        if ttl > max_ttl:
+            raise ConfigurationError(
+                f"TOUCAN_TOKEN_TTL ({ttl}) is above TOUCAN_TOKEN_MAX_TTL ({max_ttl})"
+            )
+
+        keys = None
+        issuer = get("TOUCAN_ISSUER")
+        audience = get("TOUCAN_AUDIENCE")
+        exchange_url = get("TOUCAN_EXCHANGE_URL")
+        if mode == "signed":
+            if get("TOUCAN_SIGNING_KEY") in (None, ""):
+                raise ConfigurationError("TOUCAN_SIGNING_KEY is required when TOUCAN_MODE is 'signed'")
+            algorithm = get("TOUCAN_SIGNING_ALGORITHM")
+            fallbacks = get("TOUCAN_SIGNING_KEY_FALLBACKS") or ()
+            if isinstance(fallbacks, str | bytes):
+                fallbacks = (fallbacks,)
+            keys = load_key_set(
+                get("TOUCAN_SIGNING_KEY"),
+                algorithm=algorithm,
+                kid=get("TOUCAN_SIGNING_KEY_ID"),
+                next_key=get("TOUCAN_SIGNING_KEY_NEXT"),
+                fallbacks=fallbacks,
+            )
+            for name, value in (("TOUCAN_ISSUER", issuer), ("TOUCAN_AUDIENCE", audience)):
+                if not isinstance(value, str) or not value:
+                    raise ConfigurationError(f"{name} is required when TOUCAN_MODE is 'signed'")
+            if exchange_url is not None:
+                exchange_url = _http_url("TOUCAN_EXCHANGE_URL", exchange_url)
+
+        required = get("TOUCAN_REQUIRED_ATTRIBUTES")
+        if isinstance(required, str):
+            required = (required,)
+        if not isinstance(required, Sequence) or not all(isinstance(a, str) for a in required):
+            raise ConfigurationError("TOUCAN_REQUIRED_ATTRIBUTES must be a list of attribute names")
+
+        prefix = get("TOUCAN_URL_PREFIX")
+        if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/"):
+            raise ConfigurationError("TOUCAN_URL_PREFIX must start with '/' and not end with one")
+
+        lifetime = get("TOUCAN_SESSION_LIFETIME")
+        if lifetime is None:
+            permanent = config.get("PERMANENT_SESSION_LIFETIME")
+            lifetime = int(permanent.total_seconds()) if hasattr(permanent, "total_seconds") else (
+                int(permanent) if permanent else 31 * 24 * 3600
+            )
+        lifetime = int(_positive_number("TOUCAN_SESSION_LIFETIME", lifetime, integer=True))
+        csrf_max_age = get("TOUCAN_CSRF_MAX_AGE") or lifetime
+
+        retries = get("TOUCAN_HTTP_RETRIES")
+        if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 5:
+            raise ConfigurationError("TOUCAN_HTTP_RETRIES must be an integer from 0 to 5")
+
+        session_claims = get("TOUCAN_SESSION_CLAIMS")
+        script = get("TOUCAN_EMBED_SCRIPT_URL")
+        server = get("TOUCAN_SERVER_URL")
+        return cls(
+            mode=mode,
+            base_url=base_url,
+            api_key=api_key if mode == "api" else None,
+            token_url=token_url,
+            embed_script_url=_http_url("TOUCAN_EMBED_SCRIPT_URL", script)
+            if script
+            else (f"{base_url}/embed/embed.js" if base_url else None),
+            server_url=_http_url("TOUCAN_SERVER_URL", server) if server else base_url,
+            user_role=str(get("TOUCAN_USER_ROLE")),
+            keys=keys,
+            issuer=issuer,
+            audience=audience,
+            workspace_id=get("TOUCAN_WORKSPACE_ID"),
+            exchange_url=exchange_url if mode == "signed" else None,
+            token_ttl=ttl,
+            max_ttl=max_ttl,
+            refresh_margin=_positive_number("TOUCAN_REFRESH_MARGIN", get("TOUCAN_REFRESH_MARGIN")),
+            required_attributes=tuple(required),
+            url_prefix=prefix,
+            oauth_client=get("TOUCAN_OAUTH_CLIENT"),
+            login_redirect=get("TOUCAN_LOGIN_REDIRECT"),
+            logout_redirect=get("TOUCAN_LOGOUT_REDIRECT"),
+            session_claims=tuple(session_claims) if session_claims is not None else None,
+            session_lifetime=lifetime,
+            connect_timeout=_positive_number(
+                "TOUCAN_HTTP_CONNECT_TIMEOUT", get("TOUCAN_HTTP_CONNECT_TIMEOUT")
+            ),
+            deadline=_positive_number("TOUCAN_HTTP_DEADLINE", get("TOUCAN_HTTP_DEADLINE")),
+            retries=retries,
+            max_response_bytes=int(
+                _positive_number(
+                    "TOUCAN_HTTP_MAX_RESPONSE_BYTES", get("TOUCAN_HTTP_MAX_RESPONSE_BYTES"), integer=True
+                )
+            ),
+            store=get("TOUCAN_STORE"),
+            rate_limit=get("TOUCAN_RATE_LIMIT"),
+            csrf_header=get("TOUCAN_CSRF_HEADER"),
+            csrf_max_age=int(csrf_max_age),
+            placeholder_template=get("TOUCAN_PLACEHOLDER_TEMPLATE"),
+            error_handlers=bool(get("TOUCAN_ERROR_HANDLERS")),
+        )
+
+    def margin_for(self, lifetime: float) -> float:
+        """How long before expiry a token stops being served from cache.
+
+        A quarter of the lifetime at most, so very short lifetimes (tests,
+        aggressive deployments) still get served at all.
+        """
+        return min(self.refresh_margin, lifetime / 4)

@@ -1,0 +1,340 @@
+"""The :class:`Toucan` extension object.
+
+Like Flask-Login's manager, one :class:`Toucan` holds the callbacks (attribute
+and permission mappers, the CSP nonce loader) and may serve several apps; all
+per-app state (validated config, HTTP pool, store, token service) lives in
+``app.extensions["toucan"]``, created once by :meth:`Toucan.init_app`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flask import Flask, current_app, g, has_request_context, request, session
+from limits import parse as parse_rate
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from . import csrf, signals
+from .cache import TokenCache
+from .config import ToucanConfig
+from .exceptions import (
+    AuthenticationRequired,
+    ConfigurationError,
+    LoginError,
+    ToucanError,
+)
+from .http import Transport
+from .mappers import (
+    AttributeMapper,
+    BulkMapper,
+    MapperRegistry,
+    Permissions,
+    PermissionsMapper,
+    check_subset,
+    normalize_permissions,
+    permissions_for_kind,
+)
+from .minting import MintRequest, TokenService, make_service
+from .store import SessionRegistry, limits_storage_uri, make_store
+from .tokens import EmbedToken
+from .user import MAX_SESSION_CLAIMS_BYTES, PROTOCOL_CLAIMS, ToucanUser
+
+log = logging.getLogger("flask_toucan")
+F = TypeVar("F", bound=Callable[..., Any])
+
+SESSION_USER = "_toucan_user"
+SESSION_ID = "_toucan_sid"
+DEFAULT_ISSUER = "local"
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _template_folder() -> str:
+    """``templates/`` inside the wheel; the repo's top-level one in editable installs."""
+    inside = PACKAGE_DIR / "templates"
+    return str(inside if inside.is_dir() else PACKAGE_DIR.parent / "templates")
+
+
+@dataclass
+class ToucanState:
+    """Everything one app needs, built once at ``init_app``."""
+
+    manager: Toucan
+    config: ToucanConfig
+    oauth: Any
+    transport: Transport
+    store: Any
+    sessions: SessionRegistry
+    service: TokenService
+    limiter: MovingWindowRateLimiter | None
+    rate: Any
+
+    def __repr__(self) -> str:
+        return f"ToucanState(config={self.config!r})"
+
+
+def _state() -> ToucanState:
+    try:
+        state: ToucanState = current_app.extensions["toucan"]
+    except KeyError:
+        raise RuntimeError(
+            "flask-toucan is not initialised on this app: call Toucan(app) or toucan.init_app(app)"
+        ) from None
+    return state
+
+
+def default_nonce_loader() -> str | None:
+    """Find a CSP nonce where common CSP helpers put it (Flask-Talisman, ``g.csp_nonce``)."""
+    nonce = getattr(request, "csp_nonce", None) or g.get("csp_nonce")
+    return nonce if isinstance(nonce, str) and nonce else None
+
+
+class Toucan:
+    """Embed Toucan components with short-lived, tenant-scoped tokens.
+
+    ``Toucan(app, oauth=oauth)`` or ``toucan = Toucan(); toucan.init_app(app, oauth=oauth)``.
+    """
+
+    def __init__(self, app: Flask | None = None, *, oauth: Any = None) -> None:
+        self.mappers = MapperRegistry()
+        self._oauth = oauth
+        self._nonce_loader: Callable[[], str | None] = default_nonce_loader
+        if app is not None:
+            self.init_app(app, oauth=oauth)
+
+    # ------------------------------------------------------------------ setup
+    def init_app(self, app: Flask, *, oauth: Any = None) -> None:
+        if "toucan" in app.extensions:
+            raise ConfigurationError("flask-toucan is already initialised on this app")
+        if not app.secret_key:
+            raise ConfigurationError(
+                "SECRET_KEY is required: flask-toucan keeps the login in the session "
+                "and signs CSRF tokens with it"
+            )
+        config = ToucanConfig.from_mapping(app.config)
+        transport = Transport(
+            connect_timeout=config.connect_timeout,
+            deadline=config.deadline,
+            retries=config.retries,
+            max_bytes=config.max_response_bytes,
+        )
+        store = make_store(config.store)
+        limiter = rate = None
+        if config.rate_limit:
+            try:
+                rate = parse_rate(config.rate_limit)
+            except ValueError:
+                raise ConfigurationError(
+                    "TOUCAN_RATE_LIMIT must look like '30/minute' (or be None to disable)"
+                ) from None
+            limiter = MovingWindowRateLimiter(storage_from_string(limits_storage_uri(config.store)))
+        app.extensions["toucan"] = ToucanState(
+            manager=self,
+            config=config,
+            oauth=oauth if oauth is not None else self._oauth,
+            transport=transport,
+            store=store,
+            sessions=SessionRegistry(store, config.session_lifetime),
+            service=make_service(config, transport, TokenCache(store, config.margin_for)),
+            limiter=limiter,
+            rate=rate,
+        )
+        from . import components, views
+
+        app.register_blueprint(views.create_blueprint(config, _template_folder()))
+        if config.error_handlers:
+            app.register_error_handler(ToucanError, views.handle_error)
+        components.init_app(app)
+
+    # -------------------------------------------------------------- callbacks
+    def attribute(self, name: str, *, many: bool = False) -> Callable[[AttributeMapper], AttributeMapper]:
+        """Register a mapper from the user's claims to one token attribute.
+
+        ``many=True`` declares a list-valued attribute (e.g. ``groups``).
+        """
+
+        def decorator(fn: AttributeMapper) -> AttributeMapper:
+            self.mappers.add_attribute(name, fn, many=many)
+            return fn
+
+        return decorator
+
+    def attributes(self, fn: BulkMapper) -> BulkMapper:
+        """Register a bulk mapper returning a dict of attributes."""
+        self.mappers.add_bulk(fn)
+        return fn
+
+    def permissions(self, fn: PermissionsMapper) -> PermissionsMapper:
+        """Register the function deciding a user's permissions object.
+
+        The default grants ``dashboard.can_view`` and nothing else.
+        """
+        self.mappers.permissions_mapper = fn
+        return fn
+
+    def csp_nonce_loader(self, fn: Callable[[], str | None]) -> Callable[[], str | None]:
+        """Register where the current request's CSP nonce comes from."""
+        self._nonce_loader = fn
+        return fn
+
+    def csp_nonce(self) -> str | None:
+        return self._nonce_loader() if has_request_context() else None
+
+    # --------------------------------------------------------------- identity
+    def login_user(self, claims: Mapping[str, Any], *, issuer: str | None = None) -> ToucanUser:
+        """Log a user in from identity claims (``sub`` required; ``iss`` or ``issuer``).
+
+        Clears and rotates the session (no fixation), opens a server-side
+        session record, and keeps only a small set of claims.
+        """
+        state = _state()
+        subject = claims.get("sub")
+        iss = issuer or claims.get("iss") or DEFAULT_ISSUER
+        if not isinstance(subject, str) or not subject:
+            raise LoginError("the identity has no 'sub' claim")
+        if not isinstance(iss, str):
+            raise LoginError("the identity's issuer is not a string")
+        keep = state.config.session_claims
+        kept = {
+            k: v
+            for k, v in claims.items()
+            if (k in keep if keep is not None else k not in PROTOCOL_CLAIMS)
+        }
+        if len(json.dumps(kept, default=str)) > MAX_SESSION_CLAIMS_BYTES:
+            raise LoginError(
+                "the identity's claims are too large for the session; "
+                "list the ones mappers need in TOUCAN_SESSION_CLAIMS"
+            )
+        user = ToucanUser(iss, subject, kept)
+        old_sid = session.get(SESSION_ID)
+        state.sessions.close(old_sid)
+        session.clear()
+        sid = state.sessions.open(_subject_key(user))
+        session[SESSION_ID] = sid
+        session[SESSION_USER] = user.to_session()
+        g._toucan_user = user
+        g.pop("_toucan_tokens", None)
+        signals.user_logged_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+        return user
+
+    def logout_user(self) -> None:
+        """End the login: the server-side record goes, so replayed cookies stop working."""
+        state = _state()
+        user = self.current_user
+        state.sessions.close(session.get(SESSION_ID))
+        session.pop(SESSION_ID, None)
+        session.pop(SESSION_USER, None)
+        g._toucan_user = None
+        g.pop("_toucan_tokens", None)
+        signals.user_logged_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+
+    @property
+    def current_user(self) -> ToucanUser | None:
+        """The logged-in user, or ``None`` (also after logout, even with an old cookie)."""
+        if not has_request_context():
+            return None
+        if "_toucan_user" in g:
+            cached: ToucanUser | None = g._toucan_user
+            return cached
+        user = ToucanUser.from_session(session.get(SESSION_USER))
+        if user is not None and not _state().sessions.is_active(
+            session.get(SESSION_ID), _subject_key(user)
+        ):
+            user = None
+        g._toucan_user = user
+        return user
+
+    # ----------------------------------------------------------------- tokens
+    def issue_token(
+        self,
+        user: ToucanUser | None = None,
+        permissions: Mapping[str, Mapping[str, bool]] | None = None,
+        *,
+        kind: str | None = None,
+    ) -> EmbedToken:
+        """Mint (or serve from cache) a token for ``user`` (default: the current user).
+
+        ``kind`` (``"dashboard"``, ``"chart"``, ``"assistant"``) narrows the token
+        to what that component needs; ``permissions`` asks for an explicit set,
+        which must lie within what the permissions mapper grants. Raises
+        :class:`AuthenticationRequired`, :class:`PermissionDenied`,
+        :class:`AttributeMappingError` or :class:`UpstreamError`; never returns
+        a token built on partial data.
+        """
+        state = _state()
+        user = user if user is not None else self.current_user
+        if user is None:
+            raise AuthenticationRequired("log in to get a token")
+        granted = self.mappers.map_permissions(user)
+        if kind is not None:
+            perms: Permissions = permissions_for_kind(granted, kind)
+            if permissions is not None:
+                check_subset(normalize_permissions(permissions, source="permissions"), perms)
+                perms = normalize_permissions(permissions, source="permissions")
+        elif permissions is not None:
+            perms = normalize_permissions(permissions, source="permissions")
+            check_subset(perms, granted)
+        else:
+            perms = granted
+
+        memo: dict[str, EmbedToken] | None = None
+        memo_key = json.dumps([user.id, perms], sort_keys=True)
+        if has_request_context():
+            memo = g.setdefault("_toucan_tokens", {})
+            if memo_key in memo and not memo[memo_key].expired:
+                return memo[memo_key]
+
+        attributes = self.mappers.map_attributes(user, state.config.required_attributes)
+        token, cached = state.service.issue(MintRequest(user, attributes, perms))
+        if memo is not None:
+            memo[memo_key] = token
+        signals.token_issued.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            user=user,
+            token=token,
+            cached=cached,
+        )
+        return token
+
+    def can(self, kind: str, user: ToucanUser | None = None) -> bool:
+        """Whether ``user`` (default: current) may have a token for a component ``kind``."""
+        user = user if user is not None else self.current_user
+        if user is None:
+            return False
+        try:
+            permissions_for_kind(self.mappers.map_permissions(user), kind)
+        except ToucanError:
+            return False
+        return True
+
+    def csrf_token(self) -> str:
+        """The CSRF token for this session (send it in ``TOUCAN_CSRF_HEADER``)."""
+        sid = session.get(SESSION_ID)
+        if not isinstance(sid, str):
+            raise AuthenticationRequired("no session: log in first")
+        if "_toucan_csrf" not in g:
+            g._toucan_csrf = csrf.make_token(current_app, sid)
+        token: str = g._toucan_csrf
+        return token
+
+    def jwks(self) -> dict[str, Any]:
+        """The public keys of ``signed`` mode (current, next, fallbacks)."""
+        keys = _state().config.keys
+        if keys is None or keys.current.is_hmac:
+            return {"keys": []}
+        return keys.jwks()
+
+
+def _subject_key(user: ToucanUser) -> str:
+    return json.dumps(list(user.id))
+
+
+def get_state() -> ToucanState:
+    """The current app's flask-toucan state (for the views, templates and CLI)."""
+    return _state()

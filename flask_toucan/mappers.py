@@ -1,0 +1,187 @@
+"""Attribute and permission mappers: user claims -> what goes into a token.
+
+Mappers run every time a token is minted (not at login), so a tenant or role
+change reaches the next token. Only what the mappers return goes into a token:
+nothing from the request can add or override an attribute.
+
+Fail closed: a required attribute that maps to ``None``, an empty value, a
+non-scalar where a scalar is expected, or whose mapper raises, is an
+:class:`AttributeMappingError` and no token is minted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .exceptions import AttributeMappingError, ConfigurationError, PermissionDenied
+from .user import ToucanUser
+
+log = logging.getLogger("flask_toucan")
+
+Scalar = str | int | float | bool
+AttributeValue = Scalar | list[Scalar]
+Permissions = dict[str, dict[str, bool]]
+
+AttributeMapper = Callable[[ToucanUser], Any]
+BulkMapper = Callable[[ToucanUser], Mapping[str, Any] | None]
+PermissionsMapper = Callable[[ToucanUser], Mapping[str, Mapping[str, bool]]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+#: The permission flags Toucan documents, per resource.
+PERMISSION_FLAGS: dict[str, frozenset[str]] = {
+    "dashboard": frozenset({"can_view", "can_edit"}),
+    "chart": frozenset({"can_view", "can_edit"}),
+    "database": frozenset({"can_view", "can_edit"}),
+    "ai": frozenset({"can_query"}),
+}
+
+#: What each component kind needs, as (resource, flag) alternatives in order.
+KINDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "dashboard": (("dashboard", "can_view"),),
+    "chart": (("chart", "can_view"), ("dashboard", "can_view")),
+    "assistant": (("ai", "can_query"),),
+}
+
+
+def default_permissions(user: ToucanUser) -> Permissions:
+    """Least privilege: view dashboards, nothing else (no edit, no AI)."""
+    return {"dashboard": {"can_view": True}}
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+@dataclass
+class MapperRegistry:
+    """The mappers registered on one :class:`~flask_toucan.Toucan` object."""
+
+    single: dict[str, tuple[AttributeMapper, bool]] = field(default_factory=dict)
+    bulk: list[BulkMapper] = field(default_factory=list)
+    permissions_mapper: PermissionsMapper = default_permissions
+
+    # -- registration ------------------------------------------------------
+    def add_attribute(self, name: str, fn: AttributeMapper, *, many: bool = False) -> None:
+        if not ATTRIBUTE_NAME.match(name):
+            raise ConfigurationError(f"attribute name {name!r} is not a plain identifier")
+        self.single[name] = (fn, many)
+
+    def add_bulk(self, fn: BulkMapper) -> None:
+        self.bulk.append(fn)
+
+    # -- evaluation --------------------------------------------------------
+    def map_attributes(self, user: ToucanUser, required: Iterable[str]) -> dict[str, AttributeValue]:
+        """Run every mapper; return clean attributes or raise (never a partial result)."""
+        raw: dict[str, Any] = {}
+        many_names = {n for n, (_, many) in self.single.items() if many}
+        for fn in self.bulk:
+            result = _call(fn, user, "attributes")
+            if result is None:
+                continue
+            if not isinstance(result, Mapping):
+                raise AttributeMappingError("a bulk attribute mapper must return a dict")
+            raw.update(result)
+        for name, (fn, _) in self.single.items():
+            raw[name] = _call(fn, user, name)
+
+        out: dict[str, AttributeValue] = {}
+        for name, value in raw.items():
+            if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
+                raise AttributeMappingError("an attribute mapper returned an invalid attribute name")
+            clean = _clean(name, value, many=name in many_names)
+            if clean is not None:
+                out[name] = clean
+        for name in required:
+            value = out.get(name)
+            if value is None or (isinstance(value, list) and not value):
+                raise AttributeMappingError(
+                    f"required attribute {name!r} has no value for this user; no token was issued"
+                )
+        return out
+
+    def map_permissions(self, user: ToucanUser) -> Permissions:
+        granted = _call(self.permissions_mapper, user, "permissions")
+        return normalize_permissions(granted, source="the permissions mapper")
+
+
+def _call(fn: Callable[[ToucanUser], Any], user: ToucanUser, what: str) -> Any:
+    try:
+        return fn(user)
+    except LookupError:
+        return None  # a claim the user does not have: "maps to nothing"
+    except Exception as exc:
+        log.warning("flask-toucan: the %s mapper raised %s", what, type(exc).__name__)
+        raise AttributeMappingError(
+            f"the mapper for {what!r} failed; no token was issued"
+        ) from exc
+
+
+def _clean(name: str, value: Any, *, many: bool) -> AttributeValue | None:
+    if _empty(value):
+        return None
+    if isinstance(value, list | tuple | set | frozenset):
+        if not many:
+            raise AttributeMappingError(
+                f"attribute {name!r} maps to a list where a single value is expected"
+            )
+        items = [v for v in value if not _empty(v)]
+        if not all(_is_scalar(v) for v in items):
+            raise AttributeMappingError(f"attribute {name!r} holds a non-scalar item")
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    if many:
+        value = [value]
+        if not _is_scalar(value[0]):
+            raise AttributeMappingError(f"attribute {name!r} is not a scalar value")
+        return value
+    if not _is_scalar(value):
+        raise AttributeMappingError(f"attribute {name!r} is not a scalar value")
+    return value
+
+
+def normalize_permissions(granted: Any, *, source: str) -> Permissions:
+    """Check a permissions object against Toucan's documented shape; keep only ``True`` flags."""
+    if not isinstance(granted, Mapping):
+        raise PermissionDenied(f"{source} must return a dict of resources")
+    out: Permissions = {}
+    for resource, flags in granted.items():
+        allowed = PERMISSION_FLAGS.get(resource)
+        if allowed is None or not isinstance(flags, Mapping):
+            raise PermissionDenied(f"{source} names an unknown resource {resource!r}")
+        kept = {}
+        for flag, value in flags.items():
+            if flag not in allowed or not isinstance(value, bool):
+                raise PermissionDenied(f"{source} has an invalid flag {resource}.{flag}")
+            if value:
+                kept[flag] = True
+        if kept:
+            out[resource] = kept
+    return out
+
+
+def permissions_for_kind(granted: Permissions, kind: str) -> Permissions:
+    """The least a component of ``kind`` needs, if the user was granted it."""
+    alternatives = KINDS.get(kind)
+    if alternatives is None:
+        raise PermissionDenied(f"unknown component kind {kind!r}")
+    for resource, flag in alternatives:
+        flags = granted.get(resource, {})
+        if flags.get(flag):
+            return {resource: dict(flags)}
+    raise PermissionDenied(f"this user may not use the {kind} component")
+
+
+def check_subset(requested: Permissions, granted: Permissions) -> None:
+    for resource, flags in requested.items():
+        for flag in flags:
+            if not granted.get(resource, {}).get(flag):
+                raise PermissionDenied(f"permission {resource}.{flag} is not granted to this user")

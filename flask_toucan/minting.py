@@ -1,0 +1,153 @@
+"""Minting: mapped user -> :class:`EmbedToken`, in either mode, behind one interface.
+
+Framework-neutral (no Flask import): the extension feeds it a user, attributes
+and permissions; the sandbox, the CLI and the benchmarks can drive it directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from . import signing, wire
+from .cache import SingleFlight, TokenCache, cache_key
+from .config import ToucanConfig
+from .exchange import exchange_assertion
+from .http import Transport
+from .mappers import AttributeValue, Permissions
+from .tokens import EmbedToken, utc_from_timestamp
+from .user import ToucanUser
+
+
+@dataclass(frozen=True)
+class MintRequest:
+    user: ToucanUser
+    attributes: Mapping[str, AttributeValue]
+    permissions: Permissions
+
+
+class Minter(Protocol):
+    def mint(self, request: MintRequest) -> tuple[EmbedToken, float]:
+        """Return the token and its lifetime in seconds (for the cache margin)."""
+        ...
+
+
+class ApiMinter:
+    """``api`` mode: Toucan's token API with the secret API key."""
+
+    def __init__(self, config: ToucanConfig, transport: Transport) -> None:
+        assert config.token_url and config.api_key
+        self._url = config.token_url
+        self._api_key = config.api_key
+        self._host = urlsplit(config.token_url).netloc
+        self._role = config.user_role
+        self._max_ttl = config.max_ttl
+        self._transport = transport
+
+    def __repr__(self) -> str:
+        return f"ApiMinter(url={self._url!r})"
+
+    def mint(self, request: MintRequest) -> tuple[EmbedToken, float]:
+        body = wire.build_request(
+            request.user.distinct_id, self._role, request.attributes, request.permissions
+        )
+        started = time.time()
+        resp = self._transport.post(
+            self._url,
+            what="Toucan token API",
+            json=body,
+            headers={"x-api-key": self._api_key, "Content-Type": "application/json"},
+        )
+        value, lifetime = wire.parse_response(resp.status, resp.body, self._host)
+        # Toucan decides the lifetime; our maximum only caps how long we serve it.
+        served = min(lifetime, self._max_ttl)
+        return EmbedToken(value, utc_from_timestamp(started + served), body), served
+
+
+class SignedMinter:
+    """``signed`` mode: sign the JWT here; optionally exchange it (RFC 7523)."""
+
+    def __init__(self, config: ToucanConfig, transport: Transport) -> None:
+        assert config.keys and config.issuer and config.audience
+        self._config = config
+        self._keys = config.keys
+        self._transport = transport
+
+    def __repr__(self) -> str:
+        return f"SignedMinter(kid={self._keys.current.kid!r})"
+
+    def claims_for(self, request: MintRequest, now: float | None = None) -> dict[str, object]:
+        c = self._config
+        assert c.issuer and c.audience
+        return signing.build_claims(
+            subject=request.user.distinct_id,
+            attributes=request.attributes,
+            permissions=request.permissions,
+            issuer=c.issuer,
+            audience=c.audience,
+            ttl=c.token_ttl,
+            role=c.user_role,
+            workspace_id=c.workspace_id,
+            now=now,
+        )
+
+    def mint(self, request: MintRequest) -> tuple[EmbedToken, float]:
+        now = time.time()
+        claims = self.claims_for(request, now)
+        assertion = signing.sign(claims, self._keys.current)
+        if self._config.exchange_url is None:
+            ttl = self._config.token_ttl
+            return EmbedToken(assertion, utc_from_timestamp(now + ttl), claims), ttl
+        value, lifetime = exchange_assertion(self._transport, self._config.exchange_url, assertion)
+        served = min(lifetime, self._config.max_ttl)
+        return EmbedToken(value, utc_from_timestamp(now + served), claims), served
+
+
+class TokenService:
+    """Cache + single-flight around a :class:`Minter`.
+
+    Returns ``(token, cached)``.
+    """
+
+    def __init__(self, minter: Minter, cache: TokenCache, mode: str) -> None:
+        self.minter = minter
+        self.cache = cache
+        self.mode = mode
+        self.flights = SingleFlight()
+
+    def key_for(self, request: MintRequest) -> str:
+        return cache_key(
+            {
+                "mode": self.mode,
+                "user": request.user.distinct_id,
+                "attributes": dict(request.attributes),
+                "permissions": request.permissions,
+            }
+        )
+
+    def issue(self, request: MintRequest) -> tuple[EmbedToken, bool]:
+        key = self.key_for(request)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit, True
+
+        def work() -> tuple[EmbedToken, bool]:
+            again = self.cache.get(key)  # another flight may have just filled it
+            if again is not None:
+                return again, True
+            token, lifetime = self.minter.mint(request)
+            self.cache.set(key, token, lifetime)
+            return token, False
+
+        result: tuple[EmbedToken, bool] = self.flights.do(key, work)
+        return result
+
+
+def make_service(config: ToucanConfig, transport: Transport, cache: TokenCache) -> TokenService:
+    minter: Minter = (
+        ApiMinter(config, transport) if config.mode == "api" else SignedMinter(config, transport)
+    )
+    return TokenService(minter, cache, config.mode)

@@ -1,0 +1,164 @@
+"""Verify a ``signed``-mode token the way a careful relying party does (RFC 8725).
+
+* The algorithm comes from the key, never from the token: an RSA key admits the
+  RS/PS family only, an EC key its curve's ES algorithm, an Ed25519 key EdDSA.
+  ``none`` is never accepted; HMAC only when the caller passes ``algorithms``
+  naming it and an ``oct`` key / raw secret.
+* Keys are never taken from the token header (``jwk``, ``jku``, ``x5u``,
+  ``x5c`` are refused outright); ``kid`` is only a lookup key and must look like
+  one (no path separators, quotes or spaces).
+* ``iss`` must equal ``issuer`` exactly; ``aud`` must contain ``audience``;
+  ``exp``, ``iat``, ``nbf``, ``sub`` and ``jti`` are required; ``iat`` and
+  ``nbf`` may not lie in the future beyond ``leeway``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jwt
+from jwt import PyJWK
+
+from .exceptions import InvalidTokenError
+from .keys import (
+    ASYMMETRIC_ALGORITHMS,
+    EC_ALGORITHMS,
+    HMAC_ALGORITHMS,
+    RSA_ALGORITHMS,
+    KeySet,
+    SigningKey,
+    algorithms_for,
+)
+
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "nbf", "jti")
+FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "crit")
+_KID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+Keys = Mapping[str, Any] | KeySet | SigningKey | Any
+
+
+def _candidates(keys: Keys) -> list[tuple[str | None, Any, tuple[str, ...]]]:
+    """Normalise every accepted key form to ``(kid, key, allowed algorithms)``."""
+    if isinstance(keys, KeySet):
+        return [_candidate_of(k) for k in keys.verification_keys()]
+    if isinstance(keys, SigningKey):
+        return [_candidate_of(keys)]
+    if isinstance(keys, Mapping):
+        entries: Sequence[Mapping[str, Any]] = keys["keys"] if "keys" in keys else [keys]
+        out = []
+        for entry in entries:
+            if entry.get("use", "sig") != "sig":
+                continue
+            try:
+                jwk = PyJWK(dict(entry))
+            except jwt.PyJWTError:
+                continue  # a key we cannot use is skipped, not fatal
+            out.append((entry.get("kid"), jwk.key, _jwk_algorithms(entry)))
+        return out
+    # A bare cryptography public key.
+    return [(None, keys, algorithms_for(keys))]
+
+
+def _candidate_of(key: SigningKey) -> tuple[str | None, Any, tuple[str, ...]]:
+    return (key.kid, key.public, (key.algorithm,))
+
+
+def _jwk_algorithms(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    kty = entry.get("kty")
+    family: tuple[str, ...]
+    if kty == "RSA":
+        family = RSA_ALGORITHMS
+    elif kty == "EC":
+        family = tuple(a for c, a in EC_ALGORITHMS.items() if c == entry.get("crv"))
+    elif kty == "OKP" and entry.get("crv") == "Ed25519":
+        family = ("EdDSA",)
+    elif kty == "oct":
+        family = HMAC_ALGORITHMS
+    else:
+        family = ()
+    alg = entry.get("alg")
+    if alg is not None:
+        return (alg,) if alg in family else ()
+    return family
+
+
+def verify_token(
+    token: str | bytes,
+    keys: Keys,
+    *,
+    audience: str,
+    issuer: str,
+    leeway: float = 30,
+    algorithms: Sequence[str] | None = None,
+    required: Sequence[str] = REQUIRED_CLAIMS,
+) -> dict[str, Any]:
+    """Verify ``token`` against a JWKS dict, a JWK, a :class:`KeySet`, or a public key.
+
+    Returns the verified claims; raises :class:`InvalidTokenError` on any failure.
+    ``algorithms`` narrows (never widens) what the keys allow; HMAC is accepted
+    only when it is named there.
+    """
+    if not audience or not issuer:
+        raise InvalidTokenError("verify_token needs both an audience and an issuer")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise InvalidTokenError("token is not a well-formed JWS") from None
+    for name in FORBIDDEN_HEADERS:
+        if name in header:
+            raise InvalidTokenError(f"token header carries {name!r}; keys are never taken from it")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg.lower() == "none":
+        raise InvalidTokenError("token algorithm is missing or 'none'")
+    kid = header.get("kid")
+    if kid is not None and (not isinstance(kid, str) or not _KID.match(kid)):
+        raise InvalidTokenError("token kid is not a plain key identifier")
+
+    allowed_names = set(ASYMMETRIC_ALGORITHMS)
+    if algorithms is not None:
+        allowed_names = set(algorithms) & (allowed_names | set(HMAC_ALGORITHMS))
+    candidates = [c for c in _candidates(keys) if kid is None or c[0] == kid]
+    if kid is None and len(candidates) != 1:
+        raise InvalidTokenError("token has no kid and the key set holds more than one key")
+    if not candidates:
+        raise InvalidTokenError("no key with the token's kid")
+    _, key, key_algs = candidates[0]
+    if alg not in key_algs or alg not in allowed_names:
+        raise InvalidTokenError(f"algorithm {alg!r} is not allowed for this key")
+
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[alg],
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway,
+            options={"require": list(required), "verify_signature": True},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidTokenError("token has expired") from None
+    except jwt.ImmatureSignatureError:
+        raise InvalidTokenError("token is not valid yet (nbf/iat in the future)") from None
+    except jwt.InvalidAudienceError:
+        raise InvalidTokenError("token audience does not match") from None
+    except jwt.InvalidIssuerError:
+        raise InvalidTokenError("token issuer does not match") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidTokenError(f"token lacks the {exc.claim!r} claim") from None
+    except jwt.PyJWTError:
+        raise InvalidTokenError("token signature or structure is invalid") from None
+
+    # Defence in depth against lenient issuer/iat handling in any PyJWT version.
+    if claims.get("iss") != issuer:
+        raise InvalidTokenError("token issuer does not match")
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or iat > time.time() + leeway:
+        raise InvalidTokenError("token is not valid yet (nbf/iat in the future)")
+    return claims
+
+
+__all__ = ["REQUIRED_CLAIMS", "verify_token"]

@@ -1,0 +1,200 @@
+"""The blueprint: login / callback / logout, the refresh endpoint, JWKS.
+
+Thin Flask layer over the extension: each view checks the request, calls the
+extension, and lets :func:`handle_error` turn a :class:`ToucanError` into a
+JSON body with the right status (and ``Retry-After`` where it applies).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.base_client import MismatchingStateError, OAuthError
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, session, url_for
+
+from . import csrf
+from .config import ToucanConfig
+from .exceptions import (
+    AuthenticationRequired,
+    BadRequest,
+    ConfigurationError,
+    CSRFError,
+    LoginError,
+    RateLimited,
+    ToucanError,
+)
+from .extension import SESSION_ID, get_state
+from .mappers import KINDS
+from .redirects import safe_next
+
+log = logging.getLogger("flask_toucan")
+
+SESSION_NEXT = "_toucan_next"
+
+
+def handle_error(exc: ToucanError) -> Response:
+    if exc.status_code >= 500:
+        log.warning("flask-toucan: %s: %s", type(exc).__name__, exc.message)
+    response = jsonify(exc.to_dict())
+    response.status_code = exc.status_code
+    response.headers["Cache-Control"] = "no-store"
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def create_blueprint(config: ToucanConfig, template_folder: str) -> Blueprint:
+    bp = Blueprint(
+        "toucan",
+        __name__,
+        url_prefix=config.url_prefix,
+        template_folder=template_folder,
+        static_folder="static",
+        static_url_path="/static",
+    )
+    bp.register_error_handler(ToucanError, handle_error)
+    bp.add_url_rule("/login", "login", login, methods=["GET"])
+    bp.add_url_rule("/callback", "callback", callback, methods=["GET"])
+    bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    bp.add_url_rule("/token", "token", refresh_token, methods=["POST"])
+    bp.add_url_rule("/.well-known/jwks.json", "jwks", jwks, methods=["GET"])
+    return bp
+
+
+# --------------------------------------------------------------------- login
+def _oauth_client() -> Any:
+    state = get_state()
+    oauth = state.oauth
+    if oauth is None:
+        raise ConfigurationError(
+            "no Authlib OAuth registry: pass Toucan(app, oauth=oauth), or log users in "
+            "with toucan.login_user(claims)"
+        )
+    name = state.config.oauth_client
+    if name is None:
+        names = list(getattr(oauth, "_registry", {}))
+        if len(names) != 1:
+            raise ConfigurationError(
+                "TOUCAN_OAUTH_CLIENT must name the Authlib client to log in with "
+                f"({len(names)} are registered)"
+            )
+        name = names[0]
+    client = oauth.create_client(name)
+    if client is None:
+        raise ConfigurationError(f"TOUCAN_OAUTH_CLIENT names no registered client ({name!r})")
+    method = client.client_kwargs.get("code_challenge_method")
+    if method is None:
+        # PKCE always: Authlib enables it per client through client_kwargs.
+        client.client_kwargs["code_challenge_method"] = "S256"
+    elif method != "S256":
+        raise ConfigurationError("the OAuth client must use PKCE with S256, not plain")
+    scope = client.client_kwargs.get("scope", "")
+    if "openid" not in str(scope).split():
+        raise ConfigurationError("the OAuth client's scope must include 'openid'")
+    return client
+
+
+def login() -> Response:
+    client = _oauth_client()
+    target = safe_next(request.args.get("next"))
+    response: Response = client.authorize_redirect(url_for("toucan.callback", _external=True))
+    # Stored after authorize_redirect so the state and the target travel together.
+    if target is not None:
+        session[SESSION_NEXT] = target
+    else:
+        session.pop(SESSION_NEXT, None)
+    return response
+
+
+def callback() -> Response:
+    client = _oauth_client()
+    if "error" in request.args:
+        code = str(request.args.get("error"))[:64]
+        raise LoginError(f"the identity provider refused the login ({code})")
+    metadata = client.load_server_metadata()
+    issuer = metadata.get("issuer")
+    if not issuer:
+        raise ConfigurationError("the provider's metadata has no issuer")
+    claims_options = {
+        "iss": {"essential": True, "value": issuer},
+        "aud": {"essential": True, "value": client.client_id},
+        "sub": {"essential": True},
+    }
+    try:
+        token = client.authorize_access_token(claims_options=claims_options)
+    except MismatchingStateError:
+        session.pop(SESSION_NEXT, None)
+        raise LoginError("the login state does not match; start the login again") from None
+    except OAuthError as exc:
+        raise LoginError(f"the token request failed ({str(exc.error)[:64]})") from None
+    except (AuthlibBaseError, ValueError) as exc:
+        log.info("flask-toucan: id_token rejected: %s", type(exc).__name__)
+        raise LoginError("the identity provider's id_token was rejected") from None
+    userinfo = token.get("userinfo")
+    if not userinfo:
+        raise LoginError("the identity provider sent no id_token (is 'openid' in the scope?)")
+    claims = dict(userinfo)
+    target = session.pop(SESSION_NEXT, None)
+    get_state().manager.login_user(claims, issuer=issuer)
+    return redirect(safe_next(target) or get_state().config.login_redirect)
+
+
+def logout() -> Response:
+    state = get_state()
+    token = request.form.get("csrf_token") or request.headers.get(state.config.csrf_header)
+    sid = session.get(SESSION_ID)
+    if sid is not None and not csrf.check_token(current_app, token, sid, state.config.csrf_max_age):
+        raise CSRFError("missing or invalid CSRF token")
+    state.manager.logout_user()
+    session.clear()
+    target = safe_next(request.form.get("next")) or state.config.logout_redirect
+    return redirect(target)
+
+
+# ------------------------------------------------------------------- refresh
+def refresh_token() -> Response:
+    state = get_state()
+    config = state.config
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        raise CSRFError("cross-site token requests are refused")
+    user = state.manager.current_user
+    if user is None:
+        raise AuthenticationRequired("the session has ended; log in again")
+    sid = session.get(SESSION_ID)
+    if not csrf.check_token(
+        current_app, request.headers.get(config.csrf_header), sid, config.csrf_max_age
+    ):
+        raise CSRFError(f"missing or invalid CSRF token (send it in {config.csrf_header})")
+    if state.limiter is not None and not state.limiter.hit(state.rate, "toucan-refresh", sid):
+        reset, _ = state.limiter.get_window_stats(state.rate, "toucan-refresh", sid)
+        raise RateLimited(
+            "too many token requests; slow down", retry_after=max(1, int(reset - time.time()) + 1)
+        )
+    body = request.get_json(silent=True)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict) or set(body) - {"kind"}:
+        raise BadRequest("the body must be a JSON object with only 'kind'")
+    kind = body.get("kind", "dashboard")
+    if kind not in KINDS:
+        raise BadRequest(f"'kind' must be one of {', '.join(KINDS)}")
+    token = state.manager.issue_token(user, kind=kind)
+    response = jsonify(token.as_json())
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Vary"] = "Cookie"
+    return response
+
+
+def jwks() -> Response:
+    keys = get_state().manager.jwks()
+    if not keys["keys"]:
+        response = jsonify({"error": "not_found", "message": "no public keys in this mode"})
+        response.status_code = 404
+        return response
+    response = jsonify(keys)
+    # Verifiers cache the set; a rotation publishes the next key well before it signs.
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

@@ -1,0 +1,85 @@
+"""Toucan AI's token API, as its public documentation describes it.
+
+Everything that knows the vendor's field names lives here (see
+``docs/wire.md``), so following a change of their API touches one module.
+
+Request  ``POST {base}/embed/generate-token`` with ``x-api-key``::
+
+    {"user": {"distinctId": "...", "role": "explorer", "attributes": {...}},
+     "permissions": {"dashboard": {"can_view": true}, "ai": {"can_query": true}}}
+
+Response ``{"token": "<opaque, encrypted>", "expiresIn": 3600 | "1h"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .exceptions import UpstreamError
+from .mappers import AttributeValue, Permissions
+
+#: A lifetime above this is not a short-lived token; refuse it rather than cache it.
+MAX_UPSTREAM_LIFETIME = 24 * 3600
+MAX_TOKEN_LENGTH = 16 * 1024
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s?)?\s*$")
+
+
+def build_request(
+    distinct_id: str, role: str, attributes: Mapping[str, AttributeValue], permissions: Permissions
+) -> dict[str, Any]:
+    return {
+        "user": {"distinctId": distinct_id, "role": role, "attributes": dict(attributes)},
+        "permissions": {k: dict(v) for k, v in permissions.items()},
+    }
+
+
+def parse_expires_in(value: Any) -> int:
+    """Seconds from ``expiresIn``: a number of seconds, or a duration such as ``"1h"``, ``"15m"``."""
+    if isinstance(value, bool):
+        raise ValueError("boolean")
+    if isinstance(value, int | float):
+        seconds = int(value)
+    elif isinstance(value, str) and value.strip():
+        m = _DURATION.match(value.lower())
+        if not m or not any(m.groups()):
+            raise ValueError("unparsable duration")
+        d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+        seconds = d * 86400 + h * 3600 + mi * 60 + s
+    else:
+        raise ValueError("missing")
+    return seconds
+
+
+def parse_response(status: int, body: bytes, host: str) -> tuple[str, int]:
+    """Return ``(token, lifetime_seconds)`` or raise :class:`UpstreamError`.
+
+    The token is never decoded: Toucan encrypts it, and the host has no
+    business reading it. Its lifetime comes from ``expiresIn`` alone.
+    """
+    if status != 200:
+        raise UpstreamError(f"Toucan token API at {host} answered HTTP {status}")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise UpstreamError(f"Toucan token API at {host} sent a body that is not JSON") from None
+    if not isinstance(data, dict):
+        raise UpstreamError(f"Toucan token API at {host} sent an unexpected JSON shape")
+    token = data.get("token")
+    if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+        raise UpstreamError(f"Toucan token API at {host} sent no usable token")
+    if any(c.isspace() or ord(c) < 0x20 for c in token):
+        raise UpstreamError(f"Toucan token API at {host} sent a malformed token")
+    try:
+        lifetime = parse_expires_in(data.get("expiresIn"))
+    except ValueError:
+        raise UpstreamError(f"Toucan token API at {host} sent an unparsable expiresIn") from None
+    if lifetime <= 0:
+        raise UpstreamError(f"Toucan token API at {host} sent a token that is already expired")
+    if lifetime > MAX_UPSTREAM_LIFETIME:
+        raise UpstreamError(
+            f"Toucan token API at {host} sent a lifetime above {MAX_UPSTREAM_LIFETIME} s"
+        )
+    return token, lifetime

@@ -1,0 +1,105 @@
+"""Shared test harness: real servers on 127.0.0.1 and headless Chromium.
+
+Sub-folders (core/, sandbox/, kit/, demo/) hold their own fixtures; what every
+folder needs lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from werkzeug.serving import BaseWSGIServer, make_server
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+@dataclass
+class LiveServer:
+    """A WSGI app served by werkzeug on a free loopback port, in a thread."""
+
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+        self.server.server_close()
+
+
+def start_live_server(app: Any, port: int = 0) -> LiveServer:
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return LiveServer(server, thread)
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[..., LiveServer]]:
+    """Factory: ``live_server(app)`` serves ``app`` until the test ends."""
+    started: list[LiveServer] = []
+
+    def factory(app: Any, port: int = 0) -> LiveServer:
+        srv = start_live_server(app, port)
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.stop()
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (no browser download)."""
+    path = chromium_path()
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; .ci/run installs it with apt-get")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def artifacts_dir() -> str:
+    """Where browser tests save screenshots (kept by CI as artefacts)."""
+    path = os.path.join(os.path.dirname(__file__), "..", "test-artifacts")
+    os.makedirs(path, exist_ok=True)
+    return os.path.abspath(path)

@@ -18,7 +18,7 @@ SALT = "flask-toucan.csrf"
 
 
 def serializer(app: Flask) -> URLSafeTimedSerializer:
-    keys = [*app.config.get("SECRET_KEY_FALLBACKS", []), app.secret_key]
+    keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or []), app.secret_key]
     return URLSafeTimedSerializer([k for k in keys if k], salt=SALT)
 
 

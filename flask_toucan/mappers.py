@@ -83,7 +83,9 @@ class MapperRegistry:
     def map_attributes(self, user: ToucanUser, required: Iterable[str]) -> dict[str, AttributeValue]:
         """Run every mapper; return clean attributes or raise (never a partial result)."""
         raw: dict[str, Any] = {}
+        required = tuple(required)
         many_names = {n for n, (_, many) in self.single.items() if many}
+        lists_ok: set[str] = set()
         for fn in self.bulk:
             result = _call(fn, user, "attributes")
             if result is None:
@@ -91,6 +93,8 @@ class MapperRegistry:
             if not isinstance(result, Mapping):
                 raise AttributeMappingError("a bulk attribute mapper must return a dict")
             raw.update(result)
+            # A bulk mapper may return lists, except for required attributes.
+            lists_ok.update(n for n in result if n not in required and n not in self.single)
         for name, (fn, _) in self.single.items():
             raw[name] = _call(fn, user, name)
 
@@ -98,7 +102,7 @@ class MapperRegistry:
         for name, value in raw.items():
             if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
                 raise AttributeMappingError("an attribute mapper returned an invalid attribute name")
-            clean = _clean(name, value, many=name in many_names)
+            clean = _clean(name, value, many=name in many_names, lists_ok=name in lists_ok)
             if clean is not None:
                 out[name] = clean
         for name in required:
@@ -126,11 +130,11 @@ def _call(fn: Callable[[ToucanUser], Any], user: ToucanUser, what: str) -> Any:
         ) from exc
 
 
-def _clean(name: str, value: Any, *, many: bool) -> AttributeValue | None:
+def _clean(name: str, value: Any, *, many: bool, lists_ok: bool = False) -> AttributeValue | None:
     if _empty(value):
         return None
     if isinstance(value, list | tuple | set | frozenset):
-        if not many:
+        if not (many or lists_ok):
             raise AttributeMappingError(
                 f"attribute {name!r} maps to a list where a single value is expected"
             )

@@ -52,7 +52,7 @@ class LiveServer:
 
 def start_live_server(app: Any, port: int = 0) -> LiveServer:
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     return LiveServer(server, thread)
 

@@ -146,11 +146,13 @@ class Toucan:
             rate=rate,
         )
         from . import components, views
+        from .cli import toucan_cli
 
         app.register_blueprint(views.create_blueprint(config, _template_folder()))
         if config.error_handlers:
             app.register_error_handler(ToucanError, views.handle_error)
         components.init_app(app)
+        app.cli.add_command(toucan_cli)
 
     # -------------------------------------------------------------- callbacks
     def attribute(self, name: str, *, many: bool = False) -> Callable[[AttributeMapper], AttributeMapper]:

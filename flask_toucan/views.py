@@ -114,6 +114,10 @@ def callback() -> Response:
     if "error" in request.args:
         code = str(request.args.get("error"))[:64]
         raise LoginError(f"the identity provider refused the login ({code})")
+    state_param = request.args.get("state")
+    if not state_param or client.framework.get_state_data(session, state_param) is None:
+        session.pop(SESSION_NEXT, None)
+        raise LoginError("the login state does not match; start the login again")
     metadata = client.load_server_metadata()
     issuer = metadata.get("issuer")
     if not issuer:

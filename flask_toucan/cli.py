@@ -89,12 +89,15 @@ def check() -> None:
         click.echo("api key: set")
     if c.keys is not None:
         kids = ", ".join(k.kid for k in c.keys.verification_keys())
-        click.echo(f"signing: {c.keys.current.algorithm}, current kid {c.keys.current.kid}; published: {kids}")
+        click.echo(
+            f"signing: {c.keys.current.algorithm}, current kid {c.keys.current.kid}; published: {kids}"
+        )
         click.echo(f"issuer: {c.issuer}  audience: {c.audience}  ttl: {c.token_ttl}s (max {c.max_ttl}s)")
         if c.exchange_url:
             click.echo(f"exchange: {c.exchange_url}")
     click.echo(f"required attributes: {', '.join(c.required_attributes) or '(none)'}")
-    click.echo(f"url prefix: {c.url_prefix}  store: {c.store if isinstance(c.store, str) else type(c.store).__name__}")
+    store = c.store if isinstance(c.store, str) else type(c.store).__name__
+    click.echo(f"url prefix: {c.url_prefix}  store: {store}")
     click.echo("ok")
 
 

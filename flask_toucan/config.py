@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,7 +57,6 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_PLACEHOLDER_TEMPLATE": "toucan/placeholder.html",
     "TOUCAN_ERROR_HANDLERS": True,
 }
-
 
 
 def _positive_number(name: str, value: Any, *, integer: bool = False) -> float:
@@ -144,13 +144,9 @@ class ToucanConfig:
 
         max_ttl = int(_positive_number("TOUCAN_TOKEN_MAX_TTL", get("TOUCAN_TOKEN_MAX_TTL"), integer=True))
         ttl_value = get("TOUCAN_TOKEN_TTL")
-        ttl = 300 if ttl_value is None else int(
-            _positive_number("TOUCAN_TOKEN_TTL", ttl_value, integer=True)
-        )
+        ttl = 300 if ttl_value is None else int(_positive_number("TOUCAN_TOKEN_TTL", ttl_value, integer=True))
         if ttl > max_ttl:
-            raise ConfigurationError(
-                f"TOUCAN_TOKEN_TTL ({ttl}) is above TOUCAN_TOKEN_MAX_TTL ({max_ttl})"
-            )
+            raise ConfigurationError(f"TOUCAN_TOKEN_TTL ({ttl}) is above TOUCAN_TOKEN_MAX_TTL ({max_ttl})")
 
         keys = None
         issuer = get("TOUCAN_ISSUER")
@@ -188,10 +184,10 @@ class ToucanConfig:
 
         lifetime = get("TOUCAN_SESSION_LIFETIME")
         if lifetime is None:
-            permanent = config.get("PERMANENT_SESSION_LIFETIME")
-            lifetime = int(permanent.total_seconds()) if hasattr(permanent, "total_seconds") else (
-                int(permanent) if permanent else 31 * 24 * 3600
-            )
+            permanent = config.get("PERMANENT_SESSION_LIFETIME") or 31 * 24 * 3600
+            if isinstance(permanent, timedelta):
+                permanent = permanent.total_seconds()
+            lifetime = int(permanent)
         lifetime = int(_positive_number("TOUCAN_SESSION_LIFETIME", lifetime, integer=True))
         csrf_max_age = get("TOUCAN_CSRF_MAX_AGE") or lifetime
 

@@ -39,13 +39,18 @@ def exchange_assertion(transport: Transport, url: str, assertion: str) -> tuple[
         raise UpstreamError(f"token exchange at {host} answered HTTP {resp.status} without JSON")
     if resp.status != 200 or "error" in data:
         # The error code is safe to show (RFC 6749 5.2 vocabulary); the description may not be.
-        code = data.get("error") if isinstance(data.get("error"), str) else "unknown"
+        error = data.get("error")
+        code = error if isinstance(error, str) else "unknown"
         raise UpstreamError(f"token exchange at {host} refused the assertion ({code[:40]})")
     token = OAuth2Token.from_dict(data)
     value = token.get("access_token")
     lifetime = token.get("expires_in")
     if not isinstance(value, str) or not value or len(value) > MAX_TOKEN_LENGTH:
         raise UpstreamError(f"token exchange at {host} sent no usable access_token")
-    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or not 0 < lifetime <= MAX_UPSTREAM_LIFETIME:
+    if (
+        isinstance(lifetime, bool)
+        or not isinstance(lifetime, int)
+        or not 0 < lifetime <= MAX_UPSTREAM_LIFETIME
+    ):
         raise UpstreamError(f"token exchange at {host} sent an unusable expires_in")
     return value, lifetime

@@ -204,9 +204,7 @@ class Toucan:
             raise LoginError("the identity's issuer is not a string")
         keep = state.config.session_claims
         kept = {
-            k: v
-            for k, v in claims.items()
-            if (k in keep if keep is not None else k not in PROTOCOL_CLAIMS)
+            k: v for k, v in claims.items() if (k in keep if keep is not None else k not in PROTOCOL_CLAIMS)
         }
         if len(json.dumps(kept, default=str)) > MAX_SESSION_CLAIMS_BYTES:
             raise LoginError(
@@ -245,9 +243,7 @@ class Toucan:
             cached: ToucanUser | None = g._toucan_user
             return cached
         user = ToucanUser.from_session(session.get(SESSION_USER))
-        if user is not None and not _state().sessions.is_active(
-            session.get(SESSION_ID), _subject_key(user)
-        ):
+        if user is not None and not _state().sessions.is_active(session.get(SESSION_ID), _subject_key(user)):
             user = None
         g._toucan_user = user
         return user
@@ -273,12 +269,12 @@ class Toucan:
         user = user if user is not None else self.current_user
         if user is None:
             raise AuthenticationRequired("log in to get a token")
+        if kind is not None and permissions is not None:
+            raise TypeError("pass either kind or permissions, not both")
         granted = self.mappers.map_permissions(user)
+        perms: Permissions
         if kind is not None:
-            perms: Permissions = permissions_for_kind(granted, kind)
-            if permissions is not None:
-                check_subset(normalize_permissions(permissions, source="permissions"), perms)
-                perms = normalize_permissions(permissions, source="permissions")
+            perms = permissions_for_kind(granted, kind)
         elif permissions is not None:
             perms = normalize_permissions(permissions, source="permissions")
             check_subset(perms, granted)

@@ -164,9 +164,7 @@ class Transport:
         if resp is None:
             return UpstreamError(f"{what} at {host} is unreachable", retry_after=5)
         retry_after = _retry_after_seconds(resp.headers.get("retry-after"))
-        return UpstreamError(
-            f"{what} at {host} answered HTTP {resp.status}", retry_after=retry_after or 5
-        )
+        return UpstreamError(f"{what} at {host} answered HTTP {resp.status}", retry_after=retry_after or 5)
 
 
 def _as_urllib3(error: Exception | None) -> Exception | None:

@@ -121,9 +121,7 @@ def algorithms_for(public: PublicKey) -> tuple[str, ...]:
     if isinstance(public, rsa.RSAPublicKey):
         return RSA_ALGORITHMS
     if isinstance(public, ec.EllipticCurvePublicKey):
-        curve = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}.get(
-            public.curve.name
-        )
+        curve = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}.get(public.curve.name)
         if curve is None:
             raise ConfigurationError(f"unsupported EC curve {public.curve.name!r}")
         return (EC_ALGORITHMS[curve],)
@@ -174,8 +172,7 @@ def load_signing_key(
         )
     if algorithm is not None and algorithm not in ALL_ALGORITHMS:
         raise ConfigurationError(
-            f"TOUCAN_SIGNING_ALGORITHM {algorithm!r} is not allowed; use one of "
-            f"{', '.join(ALL_ALGORITHMS)}"
+            f"TOUCAN_SIGNING_ALGORITHM {algorithm!r} is not allowed; use one of {', '.join(ALL_ALGORITHMS)}"
         )
     if algorithm in HMAC_ALGORITHMS:
         secret = source if isinstance(source, bytes) else os.fspath(source).encode()
@@ -212,8 +209,7 @@ def load_signing_key(
         raise ConfigurationError(f"{setting} must be a private key (it signs tokens)")
     if isinstance(public, rsa.RSAPublicKey) and public.key_size < MIN_RSA_BITS:
         raise ConfigurationError(
-            f"{setting} is too weak: RSA keys need at least {MIN_RSA_BITS} bits "
-            f"(got {public.key_size})"
+            f"{setting} is too weak: RSA keys need at least {MIN_RSA_BITS} bits (got {public.key_size})"
         )
     allowed = algorithms_for(public)
     if algorithm is None:
@@ -223,9 +219,7 @@ def load_signing_key(
             f"TOUCAN_SIGNING_ALGORITHM {algorithm} does not fit the key in {setting} "
             f"(allowed for this key: {', '.join(allowed)})"
         )
-    return SigningKey(
-        kid=kid or thumbprint(public), algorithm=algorithm, public=public, private=private
-    )
+    return SigningKey(kid=kid or thumbprint(public), algorithm=algorithm, public=public, private=private)
 
 
 def load_key_set(

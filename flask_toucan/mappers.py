@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .exceptions import AttributeMappingError, ConfigurationError, PermissionDenied
 from .user import ToucanUser
@@ -125,9 +125,7 @@ def _call(fn: Callable[[ToucanUser], Any], user: ToucanUser, what: str) -> Any:
         return None  # a claim the user does not have: "maps to nothing"
     except Exception as exc:
         log.warning("flask-toucan: the %s mapper raised %s", what, type(exc).__name__)
-        raise AttributeMappingError(
-            f"the mapper for {what!r} failed; no token was issued"
-        ) from exc
+        raise AttributeMappingError(f"the mapper for {what!r} failed; no token was issued") from exc
 
 
 def _clean(name: str, value: Any, *, many: bool, lists_ok: bool = False) -> AttributeValue | None:
@@ -135,9 +133,7 @@ def _clean(name: str, value: Any, *, many: bool, lists_ok: bool = False) -> Attr
         return None
     if isinstance(value, list | tuple | set | frozenset):
         if not (many or lists_ok):
-            raise AttributeMappingError(
-                f"attribute {name!r} maps to a list where a single value is expected"
-            )
+            raise AttributeMappingError(f"attribute {name!r} maps to a list where a single value is expected")
         items = [v for v in value if not _empty(v)]
         if not all(_is_scalar(v) for v in items):
             raise AttributeMappingError(f"attribute {name!r} holds a non-scalar item")
@@ -146,10 +142,10 @@ def _clean(name: str, value: Any, *, many: bool, lists_ok: bool = False) -> Attr
         value = [value]
         if not _is_scalar(value[0]):
             raise AttributeMappingError(f"attribute {name!r} is not a scalar value")
-        return value
+        return cast(list[Scalar], value)
     if not _is_scalar(value):
         raise AttributeMappingError(f"attribute {name!r} is not a scalar value")
-    return value
+    return cast(Scalar, value)
 
 
 def normalize_permissions(granted: Any, *, source: str) -> Permissions:

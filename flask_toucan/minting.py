@@ -147,7 +147,5 @@ class TokenService:
 
 
 def make_service(config: ToucanConfig, transport: Transport, cache: TokenCache) -> TokenService:
-    minter: Minter = (
-        ApiMinter(config, transport) if config.mode == "api" else SignedMinter(config, transport)
-    )
+    minter: Minter = ApiMinter(config, transport) if config.mode == "api" else SignedMinter(config, transport)
     return TokenService(minter, cache, config.mode)

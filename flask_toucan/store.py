@@ -27,17 +27,14 @@ def make_store(spec: Any) -> BaseCache:
             import redis
         except ImportError:
             raise ConfigurationError(
-                "TOUCAN_STORE names Redis but the redis package is missing: "
-                "pip install 'flask-toucan[redis]'"
+                "TOUCAN_STORE names Redis but the redis package is missing: pip install 'flask-toucan[redis]'"
             ) from None
         from cachelib import RedisCache
 
         return RedisCache(host=redis.Redis.from_url(spec), key_prefix="toucan:", default_timeout=0)
     if isinstance(spec, str) and spec.startswith("file://"):
         return FileSystemCache(urlsplit(spec).path, threshold=10_000, default_timeout=0, mode=0o600)
-    raise ConfigurationError(
-        "TOUCAN_STORE must be 'memory', a redis:// or file:// URL, or a cachelib cache"
-    )
+    raise ConfigurationError("TOUCAN_STORE must be 'memory', a redis:// or file:// URL, or a cachelib cache")
 
 
 def limits_storage_uri(spec: Any) -> str:

@@ -13,8 +13,23 @@ from typing import Any
 
 #: Claims that describe the ID token, not the person: never stored.
 PROTOCOL_CLAIMS = frozenset(
-    {"aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "auth_time", "azp", "jti", "sid",
-     "acr", "amr", "s_hash", "userinfo"}
+    {
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "nonce",
+        "at_hash",
+        "c_hash",
+        "auth_time",
+        "azp",
+        "jti",
+        "sid",
+        "acr",
+        "amr",
+        "s_hash",
+        "userinfo",
+    }
 )
 MAX_SESSION_CLAIMS_BYTES = 2048
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
-from flask import Blueprint, Response, current_app, jsonify, redirect, request, session, url_for
+from flask import Blueprint, current_app, jsonify, redirect, request, session, url_for
+from werkzeug.wrappers import Response
 
 from . import csrf
 from .config import ToucanConfig
@@ -168,7 +169,7 @@ def refresh_token() -> Response:
     if user is None:
         raise AuthenticationRequired("the session has ended; log in again")
     sid = session.get(SESSION_ID)
-    if not csrf.check_token(
+    if not isinstance(sid, str) or not csrf.check_token(
         current_app, request.headers.get(config.csrf_header), sid, config.csrf_max_age
     ):
         raise CSRFError(f"missing or invalid CSRF token (send it in {config.csrf_header})")

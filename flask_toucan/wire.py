@@ -79,7 +79,5 @@ def parse_response(status: int, body: bytes, host: str) -> tuple[str, int]:
     if lifetime <= 0:
         raise UpstreamError(f"Toucan token API at {host} sent a token that is already expired")
     if lifetime > MAX_UPSTREAM_LIFETIME:
-        raise UpstreamError(
-            f"Toucan token API at {host} sent a lifetime above {MAX_UPSTREAM_LIFETIME} s"
-        )
+        raise UpstreamError(f"Toucan token API at {host} sent a lifetime above {MAX_UPSTREAM_LIFETIME} s")
     return token, lifetime

@@ -31,8 +31,13 @@ class FakeToucan:
 
     def token(self):
         with self.lock:
-            self.calls.append({"headers": dict(request.headers), "json": request.get_json(silent=True),
-                               "path": request.path})
+            self.calls.append(
+                {
+                    "headers": dict(request.headers),
+                    "json": request.get_json(silent=True),
+                    "path": request.path,
+                }
+            )
             step = self.plan.pop(0) if self.plan else None
         if self.latency:
             time.sleep(self.latency)
@@ -79,8 +84,11 @@ def test_exact_documented_request(fake):
     assert call["headers"]["X-Api-Key"] == API_KEY
     assert call["headers"]["Content-Type"] == "application/json"
     assert call["json"] == {
-        "user": {"distinctId": "https://idp|alice", "role": "explorer",
-                 "attributes": {"organization_id": "acme"}},
+        "user": {
+            "distinctId": "https://idp|alice",
+            "role": "explorer",
+            "attributes": {"organization_id": "acme"},
+        },
         "permissions": {"dashboard": {"can_view": True}},
     }
     assert token.value == "opaque-1"
@@ -88,8 +96,9 @@ def test_exact_documented_request(fake):
     assert token.claims == call["json"]  # what we asked for, not a decoded token
 
 
-@pytest.mark.parametrize("expires_in,seconds", [(900, 900), ("1h", 3600), ("15m", 900), ("90s", 90),
-                                                ("1h30m", 5400)])
+@pytest.mark.parametrize(
+    "expires_in,seconds", [(900, 900), ("1h", 3600), ("15m", 900), ("90s", 90), ("1h30m", 5400)]
+)
 def test_expires_in_forms(fake, expires_in, seconds):
     fake.plan.append(lambda: jsonify(token="t", expiresIn=expires_in))
     app, toucan = host(fake, TOUCAN_TOKEN_MAX_TTL=86400)
@@ -179,18 +188,21 @@ def test_401_is_not_retried(fake):
     no_secret(info.value)
 
 
-@pytest.mark.parametrize("answer", [
-    lambda: Response("{not json", 200, {"Content-Type": "application/json"}),
-    lambda: jsonify(expiresIn=3600),
-    lambda: jsonify(token="", expiresIn=3600),
-    lambda: jsonify(token="t", expiresIn="soon"),
-    lambda: jsonify(token="t", expiresIn=0),
-    lambda: jsonify(token="t", expiresIn=-30),
-    lambda: jsonify(token="t", expiresIn=10 ** 9),
-    lambda: jsonify(token="t"),
-    lambda: jsonify(["t", 3600]),
-    lambda: Response("x" * 200_000, 200),
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda: Response("{not json", 200, {"Content-Type": "application/json"}),
+        lambda: jsonify(expiresIn=3600),
+        lambda: jsonify(token="", expiresIn=3600),
+        lambda: jsonify(token="t", expiresIn="soon"),
+        lambda: jsonify(token="t", expiresIn=0),
+        lambda: jsonify(token="t", expiresIn=-30),
+        lambda: jsonify(token="t", expiresIn=10**9),
+        lambda: jsonify(token="t"),
+        lambda: jsonify(["t", 3600]),
+        lambda: Response("x" * 200_000, 200),
+    ],
+)
 def test_bad_responses_are_upstream_errors(fake, answer):
     fake.plan.append(answer)
     app, toucan = host(fake)
@@ -208,6 +220,7 @@ def test_slow_drip_past_deadline(fake):
                 time.sleep(0.2)
                 yield b"x"
             yield b'", "expiresIn": 3600}'
+
         return Response(gen(), 200, {"Content-Type": "application/json"})
 
     fake.plan.append(drip)

@@ -71,8 +71,11 @@ def test_ttl_above_maximum():
 def test_hmac_and_asymmetric_mixed():
     err = expect_error(
         "HMAC",
-        **signed_config(TOUCAN_SIGNING_KEY="x" * 40, TOUCAN_SIGNING_ALGORITHM="HS256",
-                        TOUCAN_SIGNING_KEY_FALLBACKS=[rsa_pem(1)]),
+        **signed_config(
+            TOUCAN_SIGNING_KEY="x" * 40,
+            TOUCAN_SIGNING_ALGORITHM="HS256",
+            TOUCAN_SIGNING_KEY_FALLBACKS=[rsa_pem(1)],
+        ),
     )
     assert "x" * 40 not in str(err)
 
@@ -118,10 +121,15 @@ def test_base_url_with_credentials_refused():
 
 
 def test_bad_prefix_and_rate_limit():
-    expect_error("TOUCAN_URL_PREFIX", TOUCAN_BASE_URL="http://x.test", TOUCAN_API_KEY=API_KEY,
-                 TOUCAN_URL_PREFIX="toucan/")
-    expect_error("TOUCAN_RATE_LIMIT", TOUCAN_BASE_URL="http://x.test", TOUCAN_API_KEY=API_KEY,
-                 TOUCAN_RATE_LIMIT="lots")
+    expect_error(
+        "TOUCAN_URL_PREFIX",
+        TOUCAN_BASE_URL="http://x.test",
+        TOUCAN_API_KEY=API_KEY,
+        TOUCAN_URL_PREFIX="toucan/",
+    )
+    expect_error(
+        "TOUCAN_RATE_LIMIT", TOUCAN_BASE_URL="http://x.test", TOUCAN_API_KEY=API_KEY, TOUCAN_RATE_LIMIT="lots"
+    )
 
 
 def test_init_twice_refused():

@@ -69,6 +69,7 @@ def test_redis_store_shares_sessions_and_tokens_between_apps():
     app1, t1 = make_app(Toucan(), **signed_config(TOUCAN_STORE=store()))
     app2, t2 = make_app(Toucan(), **signed_config(TOUCAN_STORE=store()))
     for app, t in ((app1, t1), (app2, t2)):
+
         @app.get("/login")
         def login(t=t):
             t.login_user({"sub": "alice", "iss": "i", "org": "acme"})

@@ -19,8 +19,9 @@ def mint_claims(app, toucan, claims, **kw):
         user = toucan.login_user(claims)
         token = toucan.issue_token(user, **kw)
         key = load_signing_key(rsa_pem(0))
-        return verify_token(token.value, {"keys": [key.public_jwk()]}, audience="toucan-embed",
-                            issuer="https://host.example")
+        return verify_token(
+            token.value, {"keys": [key.public_jwk()]}, audience="toucan-embed", issuer="https://host.example"
+        )
 
 
 @pytest.mark.parametrize("org", [None, "", "   ", ["acme", "globex"], {"a": 1}])
@@ -68,8 +69,18 @@ def test_only_mapped_attributes_and_embed_context():
 
     toucan.attribute("groups", many=True)(lambda user: user.get("groups"))
     app, _ = signed_app(toucan)
-    claims = mint_claims(app, toucan, {"sub": "alice", "iss": "https://idp", "org": "acme",
-                                       "region": "emea", "groups": ["g1"], "email": "a@x"})
+    claims = mint_claims(
+        app,
+        toucan,
+        {
+            "sub": "alice",
+            "iss": "https://idp",
+            "org": "acme",
+            "region": "emea",
+            "groups": ["g1"],
+            "email": "a@x",
+        },
+    )
     ctx = claims["embed_context"]
     assert ctx["attributes"] == {"organization_id": "acme", "region": "emea", "plan": "gold"}
     assert ctx["roles"] == ["analyst"]
@@ -90,15 +101,23 @@ def test_browser_supplied_attribute_ignored():
         return toucan.csrf_token()
 
     csrf = client.get("/login-test").get_data(as_text=True)
-    r = client.post("/toucan/token", json={"kind": "dashboard", "organization_id": "globex"},
-                    headers={"X-Toucan-CSRF": csrf})
+    r = client.post(
+        "/toucan/token",
+        json={"kind": "dashboard", "organization_id": "globex"},
+        headers={"X-Toucan-CSRF": csrf},
+    )
     assert r.status_code == 400
-    r = client.post("/toucan/token?organization_id=globex", json={"kind": "dashboard"},
-                    headers={"X-Toucan-CSRF": csrf})
+    r = client.post(
+        "/toucan/token?organization_id=globex", json={"kind": "dashboard"}, headers={"X-Toucan-CSRF": csrf}
+    )
     assert r.status_code == 200
     key = load_signing_key(rsa_pem(0))
-    claims = verify_token(r.get_json()["token"], {"keys": [key.public_jwk()]},
-                          audience="toucan-embed", issuer="https://host.example")
+    claims = verify_token(
+        r.get_json()["token"],
+        {"keys": [key.public_jwk()]},
+        audience="toucan-embed",
+        issuer="https://host.example",
+    )
     assert claims["embed_context"]["attributes"]["organization_id"] == "acme"
 
 
@@ -130,8 +149,9 @@ def test_permissions_mapper_and_kinds():
         return grants
 
     app, _ = signed_app(toucan)
-    analyst = mint_claims(app, toucan, {"sub": "a", "iss": "i", "org": "acme", "roles": ["analyst"]},
-                          kind="assistant")
+    analyst = mint_claims(
+        app, toucan, {"sub": "a", "iss": "i", "org": "acme", "roles": ["analyst"]}, kind="assistant"
+    )
     assert analyst["embed_context"]["privileges"] == {"ai": {"can_query": True}}
     with app.test_request_context():
         viewer = toucan.login_user({"sub": "v", "iss": "i", "org": "acme"})

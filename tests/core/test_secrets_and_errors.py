@@ -28,19 +28,25 @@ def secrets():
 
 def build(mode: str):
     app = Flask(f"secrets-{mode}")
-    app.config.update(SECRET_KEY=SECRET_KEY, TOUCAN_RATE_LIMIT="2/minute", TOUCAN_HTTP_DEADLINE=1,
-                      TOUCAN_HTTP_RETRIES=0)
+    app.config.update(
+        SECRET_KEY=SECRET_KEY, TOUCAN_RATE_LIMIT="2/minute", TOUCAN_HTTP_DEADLINE=1, TOUCAN_HTTP_RETRIES=0
+    )
     if mode == "api":
         # Port 9 (discard) is closed: every upstream call fails.
         app.config.update(TOUCAN_BASE_URL="http://127.0.0.1:9", TOUCAN_API_KEY=API_KEY)
     else:
-        app.config.update(signed_config(TOUCAN_SIGNING_KEY=PEM,
-                                        TOUCAN_EXCHANGE_URL="http://127.0.0.1:9/oauth/token"))
+        app.config.update(
+            signed_config(TOUCAN_SIGNING_KEY=PEM, TOUCAN_EXCHANGE_URL="http://127.0.0.1:9/oauth/token")
+        )
     oauth = OAuth(app)
-    oauth.register("idp", client_id="cid", client_secret=CLIENT_SECRET,
-                   authorize_url="http://127.0.0.1:9/authorize",
-                   access_token_url="http://127.0.0.1:9/token",
-                   client_kwargs={"scope": "openid"})
+    oauth.register(
+        "idp",
+        client_id="cid",
+        client_secret=CLIENT_SECRET,
+        authorize_url="http://127.0.0.1:9/authorize",
+        access_token_url="http://127.0.0.1:9/token",
+        client_kwargs={"scope": "openid"},
+    )
     toucan = Toucan(app, oauth=oauth)
 
     @toucan.attribute("organization_id")
@@ -65,7 +71,7 @@ def build(mode: str):
 @pytest.mark.parametrize("mode", ["api", "signed"])
 def test_every_error_path_is_json_and_secret_free(mode, caplog):
     caplog.set_level(logging.DEBUG)
-    app, toucan = build(mode)
+    app, _toucan = build(mode)
     client = app.test_client()
     seen = []
 
@@ -94,9 +100,14 @@ def test_every_error_path_is_json_and_secret_free(mode, caplog):
     csrf = client.get("/as/bob").get_json()["csrf"]  # a new session: a new rate-limit bucket
     check(client.post("/toucan/token", json={"kind": "nope"}, headers={"X-Toucan-CSRF": csrf}), 400)
     check(client.post("/toucan/token", json={"kind": "dashboard"}, headers={"X-Toucan-CSRF": csrf}), 503)
-    check(client.post("/toucan/token", json={"kind": "dashboard"}, headers={"X-Toucan-CSRF": csrf,
-                                                                            "Sec-Fetch-Site": "cross-site"}),
-          403)
+    check(
+        client.post(
+            "/toucan/token",
+            json={"kind": "dashboard"},
+            headers={"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "cross-site"},
+        ),
+        403,
+    )
     csrf = client.get("/as/noorg").get_json()["csrf"]
     check(client.post("/toucan/token", json={"kind": "dashboard"}, headers={"X-Toucan-CSRF": csrf}), 403)
     check(client.get("/page"), 403)  # app page: the app-level handler answers too
@@ -113,15 +124,20 @@ def test_reprs_and_exceptions_hold_no_secret():
     for mode in ("api", "signed"):
         app, toucan = build(mode)
         state = app.extensions["toucan"]
-        texts = [repr(state), repr(state.config), repr(state.service.minter), repr(toucan),
-                 repr(state.config.keys) if state.config.keys else ""]
+        texts = [
+            repr(state),
+            repr(state.config),
+            repr(state.service.minter),
+            repr(toucan),
+            repr(state.config.keys) if state.config.keys else "",
+        ]
         for text in texts:
             for secret in secrets():
                 assert secret not in text
 
 
 def test_token_repr_redacts_value():
-    app, toucan = build("signed")
+    app, _toucan = build("signed")
     app.config["TOUCAN_EXCHANGE_URL"] = None
     app2 = Flask("x")
     app2.config.update(SECRET_KEY=SECRET_KEY, **signed_config())

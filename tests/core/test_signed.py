@@ -65,9 +65,13 @@ def test_rotation_overlap_then_retirement():
     app_old, t_old = make_app(**signed_config(TOUCAN_SIGNING_KEY=old_pem))
     old_token = mint(app_old, t_old).value
     # Rotated: new key signs, old key still published as a fallback, next key pre-published.
-    app_rot, t_rot = make_app(**signed_config(
-        TOUCAN_SIGNING_KEY=new_pem, TOUCAN_SIGNING_KEY_FALLBACKS=[old_pem],
-        TOUCAN_SIGNING_KEY_NEXT=next_pem))
+    app_rot, t_rot = make_app(
+        **signed_config(
+            TOUCAN_SIGNING_KEY=new_pem,
+            TOUCAN_SIGNING_KEY_FALLBACKS=[old_pem],
+            TOUCAN_SIGNING_KEY_NEXT=next_pem,
+        )
+    )
     jwks = jwks_of(app_rot)
     assert len(jwks["keys"]) == 3
     assert verify_token(old_token, jwks, audience=AUD, issuer=ISS)
@@ -82,8 +86,9 @@ def test_fallback_may_be_public_key_only():
     from cryptography.hazmat.primitives import serialization
 
     old = load_signing_key(rsa_pem(0))
-    pub = old.public.public_bytes(serialization.Encoding.PEM,
-                                  serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pub = old.public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
     app, _ = make_app(**signed_config(TOUCAN_SIGNING_KEY=rsa_pem(1), TOUCAN_SIGNING_KEY_FALLBACKS=[pub]))
     kids = [k["kid"] for k in jwks_of(app)["keys"]]
     assert old.kid in kids
@@ -134,7 +139,9 @@ def test_hs256_signed_with_public_key_rejected(key):
 
     pub = key.public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     signing_input = b64({"alg": "HS256", "kid": key.kid, "typ": "JWT"}) + "." + b64(claims())
-    sig = base64.urlsafe_b64encode(hmac.new(pub, signing_input.encode(), hashlib.sha256).digest()).rstrip(b"=")
+    sig = base64.urlsafe_b64encode(hmac.new(pub, signing_input.encode(), hashlib.sha256).digest()).rstrip(
+        b"="
+    )
     token = signing_input + "." + sig.decode()
     with pytest.raises(InvalidTokenError, match="algorithm"):
         verify_token(token, jwks(key), audience=AUD, issuer=ISS)
@@ -150,17 +157,20 @@ def test_tampered_payload_rejected(key):
         verify_token(forged, jwks(key), audience=AUD, issuer=ISS)
 
 
-@pytest.mark.parametrize("over,match", [
-    ({"aud": "someone-else"}, "audience"),
-    ({"iss": ISS + ".evil"}, "issuer"),
-    ({"iss": ISS[:-3]}, "issuer"),
-    ({"iss": "https://host"}, "issuer"),
-    ({"exp": int(time.time()) - 120}, "expired"),
-    ({"nbf": int(time.time()) + 600}, "not valid yet"),
-    ({"iat": int(time.time()) + 600}, "not valid yet"),
-    ({"jti": None}, "jti"),
-    ({"sub": None}, "sub"),
-])
+@pytest.mark.parametrize(
+    "over,match",
+    [
+        ({"aud": "someone-else"}, "audience"),
+        ({"iss": ISS + ".evil"}, "issuer"),
+        ({"iss": ISS[:-3]}, "issuer"),
+        ({"iss": "https://host"}, "issuer"),
+        ({"exp": int(time.time()) - 120}, "expired"),
+        ({"nbf": int(time.time()) + 600}, "not valid yet"),
+        ({"iat": int(time.time()) + 600}, "not valid yet"),
+        ({"jti": None}, "jti"),
+        ({"sub": None}, "sub"),
+    ],
+)
 def test_claims_rejected(key, over, match):
     with pytest.raises(InvalidTokenError, match=match):
         verify_token(sign(key, claims(**over)), jwks(key), audience=AUD, issuer=ISS)

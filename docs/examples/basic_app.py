@@ -1,0 +1,69 @@
+"""Basic usage: OpenID Connect login through Authlib, api mode, two mappers.
+
+Run against the sandbox:  python -m flask_toucan.sandbox  (prints a URL and an API key), then
+TOUCAN_BASE_URL=... TOUCAN_API_KEY=... OIDC_METADATA_URL=... flask --app docs/examples/basic_app run
+"""
+
+from __future__ import annotations
+
+import os
+
+from authlib.integrations.flask_client import OAuth
+from flask import Flask, render_template_string
+
+from flask_toucan import Toucan
+
+app = Flask(__name__)
+app.config.update(
+    SECRET_KEY=os.environ.get("SECRET_KEY", "change-me-to-a-long-random-value"),
+    TOUCAN_BASE_URL=os.environ.get("TOUCAN_BASE_URL", "http://127.0.0.1:5100"),
+    TOUCAN_API_KEY=os.environ.get("TOUCAN_API_KEY", "set-me"),
+)
+oauth = OAuth(app)
+oauth.register(
+    "idp",
+    server_metadata_url=os.environ.get(
+        "OIDC_METADATA_URL", "http://127.0.0.1:5001/.well-known/openid-configuration"
+    ),
+    client_id=os.environ.get("OIDC_CLIENT_ID", "my-client"),
+    client_secret=os.environ.get("OIDC_CLIENT_SECRET", "set-me"),
+    client_kwargs={"scope": "openid email profile"},
+)
+toucan = Toucan(app, oauth=oauth)
+
+
+@toucan.attribute("organization_id")
+def organization(user):
+    return user["org"]  # a missing claim is a refusal: no token without a tenant
+
+
+@toucan.attribute("region")
+def region(user):
+    return user.get("region")
+
+
+@toucan.permissions
+def permissions(user):
+    grants = {"dashboard": {"can_view": True}}
+    if "analysts" in user.get("groups", []):
+        grants["ai"] = {"can_query": True}
+    return grants
+
+
+PAGE = """
+{% from "toucan/components.html" import toucan_scripts, tc_dashboard, tc_ai_assistant %}
+<!doctype html><title>Analytics</title>
+{{ toucan_scripts() }}
+{% if toucan.current_user %}
+  <form method="post" action="{{ url_for('toucan.logout') }}">
+    <input type="hidden" name="csrf_token" value="{{ toucan.csrf_token() }}"><button>Log out</button>
+  </form>
+{% else %}<a href="{{ url_for('toucan.login', next=request.path) }}">Log in</a>{% endif %}
+{{ tc_dashboard("sales-overview", height=480) }}
+{{ tc_ai_assistant() }}
+"""
+
+
+@app.get("/")
+def index():
+    return render_template_string(PAGE, toucan=toucan)

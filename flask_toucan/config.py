@@ -44,7 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_OAUTH_CLIENT": None,
     "TOUCAN_LOGIN_REDIRECT": "/",
     "TOUCAN_LOGOUT_REDIRECT": "/",
-    "TOUCAN_SESSION_CLAIMS": None,  # None: every identity claim but protocol ones
+    "TOUCAN_SESSION_CLAIMS": None,
+    "TOUCAN_FETCH_USERINFO": True,  # None: every identity claim but protocol ones
     "TOUCAN_SESSION_LIFETIME": None,  # default: PERMANENT_SESSION_LIFETIME
     "TOUCAN_HTTP_CONNECT_TIMEOUT": 3.0,
     "TOUCAN_HTTP_DEADLINE": 10.0,
@@ -104,6 +105,7 @@ class ToucanConfig:
     login_redirect: str
     logout_redirect: str
     session_claims: tuple[str, ...] | None
+    fetch_userinfo: bool
     session_lifetime: int
     connect_timeout: float
     deadline: float
@@ -222,6 +224,7 @@ class ToucanConfig:
             login_redirect=get("TOUCAN_LOGIN_REDIRECT"),
             logout_redirect=get("TOUCAN_LOGOUT_REDIRECT"),
             session_claims=tuple(session_claims) if session_claims is not None else None,
+            fetch_userinfo=bool(get("TOUCAN_FETCH_USERINFO")),
             session_lifetime=lifetime,
             connect_timeout=_positive_number(
                 "TOUCAN_HTTP_CONNECT_TIMEOUT", get("TOUCAN_HTTP_CONNECT_TIMEOUT")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
@@ -142,9 +143,27 @@ def callback() -> Response:
     if not userinfo:
         raise LoginError("the identity provider sent no id_token (is 'openid' in the scope?)")
     claims = dict(userinfo)
+    if get_state().config.fetch_userinfo and metadata.get("userinfo_endpoint"):
+        claims = _merge_userinfo(client, token, claims)
     target = session.pop(SESSION_NEXT, None)
     get_state().manager.login_user(claims, issuer=issuer)
     return redirect(safe_next(target) or get_state().config.login_redirect)
+
+
+def _merge_userinfo(client: Any, token: Any, claims: dict[str, Any]) -> dict[str, Any]:
+    """Add the UserInfo endpoint's claims (groups, custom claims) to the id_token's.
+
+    OpenID Connect Core 5.3.2: the UserInfo ``sub`` must equal the id_token's,
+    else the response is discarded; id_token claims win on conflict.
+    """
+    try:
+        extra = client.userinfo(token=token)
+    except Exception as exc:  # noqa: BLE001 - any transport/parse failure is a failed login
+        log.info("flask-toucan: userinfo request failed: %s", type(exc).__name__)
+        raise LoginError("the identity provider's userinfo request failed") from None
+    if extra.get("sub") != claims.get("sub"):
+        raise LoginError("the userinfo subject does not match the id_token")
+    return {**dict(extra), **claims}
 
 
 def logout() -> Response:
@@ -165,6 +184,11 @@ def refresh_token() -> Response:
     config = state.config
     if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
         raise CSRFError("cross-site token requests are refused")
+    origin = request.headers.get("Origin")
+    # Host only, not scheme: behind a TLS-terminating proxy without ProxyFix the
+    # app sees http while the browser's Origin says https.
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise CSRFError("cross-origin token requests are refused")
     user = state.manager.current_user
     if user is None:
         raise AuthenticationRequired("the session has ended; log in again")

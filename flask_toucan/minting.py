@@ -63,7 +63,12 @@ class ApiMinter:
         )
         value, lifetime = wire.parse_response(resp.status, resp.body, self._host)
         # Toucan decides the lifetime; our maximum only caps how long we serve it.
+        # ``expiresIn`` counts whole seconds from an issue time Toucan may have
+        # truncated to the second, so the token can end up to one second before
+        # ``started + lifetime``: claim that second less (a refresh scheduled
+        # from ``expires_in`` must never land after the real expiry).
         served = min(lifetime, self._max_ttl)
+        served -= min(1.0, served / 4)
         return EmbedToken(value, utc_from_timestamp(started + served), body), served
 
 

@@ -38,7 +38,10 @@ class EmbedToken:
         return {
             "token": self.value,
             "expires_at": self.expires_at.isoformat().replace("+00:00", "Z"),
-            "expires_in": self.expires_in,
+            # Fractional seconds (ms): the refresh script schedules from this on a
+            # monotonic clock, and a whole-second floor would make it ask up to a
+            # second early, while the server cache still serves this very token.
+            "expires_in": round(max(0.0, self.expires_at.timestamp() - time.time()), 3),
         }
 
     def __repr__(self) -> str:  # the value is a bearer credential: never print it

@@ -12,6 +12,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from flask import Blueprint, current_app, jsonify, redirect, request, session, url_for
@@ -27,6 +28,7 @@ from .exceptions import (
     LoginError,
     RateLimited,
     ToucanError,
+    UpstreamError,
 )
 from .extension import SESSION_ID, get_state
 from .mappers import KINDS
@@ -35,6 +37,17 @@ from .redirects import safe_next
 log = logging.getLogger("flask_toucan")
 
 SESSION_NEXT = "_toucan_next"
+
+# What a rejected id_token raises: Authlib's own errors (authlib.jose, older Authlib)
+# and, since Authlib validates id_tokens with joserfc, joserfc's JoseError, which
+# derives from neither AuthlibBaseError nor ValueError.
+ID_TOKEN_ERRORS: tuple[type[Exception], ...] = (AuthlibBaseError, ValueError)
+try:
+    from joserfc.errors import JoseError
+except ImportError:  # pragma: no cover - older Authlib without joserfc
+    pass
+else:
+    ID_TOKEN_ERRORS = (*ID_TOKEN_ERRORS, JoseError)
 
 
 def handle_error(exc: ToucanError) -> Response:
@@ -61,7 +74,9 @@ def create_blueprint(config: ToucanConfig, template_folder: str) -> Blueprint:
     bp.add_url_rule("/login", "login", login, methods=["GET"])
     bp.add_url_rule("/callback", "callback", callback, methods=["GET"])
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
-    bp.add_url_rule("/token", "token", refresh_token, methods=["POST"])
+    # GET is routed too, only to answer 405 in JSON (a routing-level 405 would be
+    # werkzeug's HTML page: blueprint error handlers do not see routing errors).
+    bp.add_url_rule("/token", "token", refresh_token, methods=["GET", "POST"])
     bp.add_url_rule("/.well-known/jwks.json", "jwks", jwks, methods=["GET"])
     return bp
 
@@ -120,10 +135,17 @@ def callback() -> Response:
     if not state_param or client.framework.get_state_data(session, state_param) is None:
         session.pop(SESSION_NEXT, None)
         raise LoginError("the login state does not match; start the login again")
-    metadata = client.load_server_metadata()
+    try:
+        metadata = client.load_server_metadata()
+    except requests.RequestException:
+        raise UpstreamError("the identity provider is unreachable; try again") from None
     issuer = metadata.get("issuer")
     if not issuer:
         raise ConfigurationError("the provider's metadata has no issuer")
+    # RFC 9207: a provider that names itself in the redirect must name the right one
+    # (defends against mix-up attacks when several providers are configured).
+    if "iss" in request.args and request.args["iss"] != issuer:
+        raise LoginError("the authorization response comes from another issuer")
     claims_options = {
         "iss": {"essential": True, "value": issuer},
         "aud": {"essential": True, "value": client.client_id},
@@ -136,7 +158,9 @@ def callback() -> Response:
         raise LoginError("the login state does not match; start the login again") from None
     except OAuthError as exc:
         raise LoginError(f"the token request failed ({str(exc.error)[:64]})") from None
-    except (AuthlibBaseError, ValueError) as exc:
+    except requests.RequestException:
+        raise UpstreamError("the identity provider is unreachable; try again") from None
+    except ID_TOKEN_ERRORS as exc:
         log.info("flask-toucan: id_token rejected: %s", type(exc).__name__)
         raise LoginError("the identity provider's id_token was rejected") from None
     userinfo = token.get("userinfo")
@@ -158,7 +182,7 @@ def _merge_userinfo(client: Any, token: Any, claims: dict[str, Any]) -> dict[str
     """
     try:
         extra = client.userinfo(token=token)
-    except Exception as exc:  # noqa: BLE001 - any transport/parse failure is a failed login
+    except Exception as exc:
         log.info("flask-toucan: userinfo request failed: %s", type(exc).__name__)
         raise LoginError("the identity provider's userinfo request failed") from None
     if extra.get("sub") != claims.get("sub"):
@@ -182,6 +206,12 @@ def logout() -> Response:
 def refresh_token() -> Response:
     state = get_state()
     config = state.config
+    if request.method != "POST":
+        response = jsonify({"error": "method_not_allowed", "message": "use POST"})
+        response.status_code = 405
+        response.headers["Allow"] = "POST"
+        response.headers["Cache-Control"] = "no-store"
+        return response
     if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
         raise CSRFError("cross-site token requests are refused")
     origin = request.headers.get("Origin")

@@ -102,7 +102,8 @@ def test_exact_documented_request(fake):
 def test_expires_in_forms(fake, expires_in, seconds):
     fake.plan.append(lambda: jsonify(token="t", expiresIn=expires_in))
     app, toucan = host(fake, TOUCAN_TOKEN_MAX_TTL=86400)
-    assert abs(issue(app, toucan).expires_in - seconds) <= 1
+    # <= 2: one second of clock granularity is claimed off (minting.ApiMinter), one of floor.
+    assert abs(issue(app, toucan).expires_in - seconds) <= 2
 
 
 def test_max_ttl_caps_what_we_serve(fake):

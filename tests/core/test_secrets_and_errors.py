@@ -158,7 +158,7 @@ def test_errors_have_codes():
 
 
 def test_cross_origin_refresh_refused():
-    app, toucan = build("signed")
+    app, _toucan = build("signed")
     app.config["TOUCAN_EXCHANGE_URL"] = None
     client = app.test_client()
     csrf = client.get("/as/alice").get_json()["csrf"]

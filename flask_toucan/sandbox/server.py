@@ -1,0 +1,143 @@
+"""``SandboxServer``: the sandbox on a loopback port, in a thread of this process.
+
+What the pytest fixture yields and what the CLI runs. It exposes the knobs a
+test needs without HTTP round-trips: ``stats``, ``set_faults``,
+``introspect`` and ``issue_token``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from .auth_api import introspection, reset_state
+from .grants import grant_from_request
+from .state import SandboxState, get_state
+
+
+class SandboxServer:
+    """``SandboxServer(**options).start()``; ``.url``, ``.api_key``; ``.stop()``."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        from .app import create_app
+
+        self.app = create_app(**options)
+        self.host = host
+        self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"SandboxServer(url={self.url if self._server else None!r})"
+
+    @property
+    def state(self) -> SandboxState:
+        return get_state(self.app)
+
+    # -- life cycle ---------------------------------------------------------
+    def bind(self) -> SandboxServer:
+        """Open the listening socket (so ``.url`` is known) without serving yet."""
+        if self._server is None:
+            self._server = make_server(self.host, self._port, self.app, threaded=True)
+        return self
+
+    def start(self) -> SandboxServer:
+        if self._thread is None:
+            self.bind()
+            assert self._server is not None
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="toucan-sandbox",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Run in the calling thread (the CLI); Ctrl-C stops it."""
+        self.bind()
+        assert self._server is not None
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            if self._thread is not None:
+                self._server.shutdown()
+                self._thread.join(timeout=10)
+            self._server.server_close()
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what tests read ------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not started")
+        return int(self._server.server_port)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def api_key(self) -> str:
+        return self.state.options.api_key
+
+    @property
+    def data_file(self) -> str:
+        return self.state.data_file
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: ``token_requests``, ``tokens_issued``, ``exchanges``, ``jwks_fetches``..."""
+        return self.state.stats_snapshot()
+
+    @property
+    def faults(self) -> dict[str, Any]:
+        return self.state.faults.settings()
+
+    def set_faults(self, **values: Any) -> dict[str, Any]:
+        """E.g. ``set_faults(fail_next=2)``: the next two token API calls answer 503."""
+        return self.state.faults.update(**values)
+
+    def reset(self) -> None:
+        """Zero the counters and restore the start-up fault settings."""
+        reset_state(self.state)
+
+    def introspect(self, token: str) -> dict[str, Any]:
+        """What ``token`` grants (same answer as ``POST /embed/introspect``)."""
+        return introspection(self.state, token)
+
+    def issue_token(
+        self,
+        attributes: dict[str, Any] | None = None,
+        permissions: dict[str, dict[str, bool]] | None = None,
+        *,
+        distinct_id: str = "test-user",
+        role: str = "explorer",
+    ) -> str:
+        """Mint an opaque token in-process (validated like the token API; not counted)."""
+        state = self.state
+        grant = grant_from_request(
+            {
+                "user": {"distinctId": distinct_id, "role": role, "attributes": attributes or {}},
+                "permissions": permissions if permissions is not None else {"dashboard": {"can_view": True}},
+            },
+            declared=state.options.attributes,
+            roles=state.options.roles,
+            lifetime=state.options.token_lifetime,
+        )
+        return state.codec.encode(grant)

@@ -1,0 +1,66 @@
+"""Everything one sandbox instance holds, in one object on ``app.extensions``.
+
+No module-level state: several sandboxes can run in one process (a test can
+start two with different options), each with its own key, counters and faults.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app
+
+from .codec import TokenCodec
+from .data import ROW_COUNT, SEED, ensure_database
+from .faults import Faults, Stats
+from .hostkeys import HostKeys, SeenJti
+from .options import SandboxOptions
+
+EXTENSION_KEY = "toucan_sandbox"
+DATA_VERSION = 1
+
+
+@dataclass(repr=False)
+class SandboxState:
+    options: SandboxOptions
+    data_file: str
+    codec: TokenCodec = field(default_factory=TokenCodec)
+    faults: Faults = field(default_factory=Faults)
+    stats: Stats = field(default_factory=Stats)
+    host_keys: HostKeys | None = None
+    seen_jti: SeenJti = field(default_factory=SeenJti)
+
+    def __repr__(self) -> str:
+        return f"SandboxState(data_file={self.data_file!r}, options={self.options!r})"
+
+    @classmethod
+    def from_options(cls, options: SandboxOptions) -> SandboxState:
+        data_file = options.data_file or os.path.join(
+            tempfile.gettempdir(), f"flask-toucan-sandbox-v{DATA_VERSION}-{SEED}-{ROW_COUNT}.sqlite3"
+        )
+        ensure_database(data_file)
+        state = cls(options=options, data_file=data_file)
+        state.faults.update(
+            latency_ms=options.latency_ms,
+            fail_rate=options.fail_rate,
+            fail_next=options.fail_next,
+            rate_limit_next=options.rate_limit_next,
+            retry_after=options.retry_after,
+            fault_seed=options.fault_seed,
+        )
+        if options.host_jwks_url:
+            state.host_keys = HostKeys(options.host_jwks_url, cooldown=options.jwks_cooldown)
+        return state
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        snap: dict[str, Any] = self.stats.snapshot()
+        snap["jwks_fetches"] = self.host_keys.fetches if self.host_keys else 0
+        return snap
+
+
+def get_state(app: Flask | None = None) -> SandboxState:
+    state: SandboxState = (app or current_app).extensions[EXTENSION_KEY]
+    return state

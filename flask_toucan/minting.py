@@ -67,7 +67,7 @@ class ApiMinter:
         # truncated to the second, so the token can end up to one second before
         # ``started + lifetime``: claim that second less (a refresh scheduled
         # from ``expires_in`` must never land after the real expiry).
-        served = min(lifetime, self._max_ttl)
+        served: float = min(lifetime, self._max_ttl)
         served -= min(1.0, served / 4)
         return EmbedToken(value, utc_from_timestamp(started + served), body), served
 

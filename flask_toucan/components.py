@@ -1,0 +1,294 @@
+"""Jinja component kit: the Python side of ``templates/toucan/components.html``.
+
+The macros in ``toucan/components.html`` are one-liners that call the
+:class:`ComponentKit` registered as the Jinja global ``_toucan_kit``; all the
+logic (option allow-list, validation, escaping, token, placeholder) lives here
+so it can be tested without a template and so a host app that overrides the
+macro file keeps the same checks.
+
+Rules the kit keeps:
+
+* no component is ever emitted without a token: no user, a refused permission,
+  a failed attribute mapping or an upstream failure renders the placeholder
+  template (``TOUCAN_PLACEHOLDER_TEMPLATE``) with a ``reason`` instead;
+* option *names* are checked against an allow-list (a typo or an unknown name
+  is a :class:`ComponentOptionError` at render time, never silently emitted);
+  option *values* are validated where their syntax is known (``height``,
+  ``server_url``) and always escaped by markupsafe;
+* one token per permission set per request: several components of the same
+  kind reuse the token :meth:`Toucan.issue_token` memoised on ``g``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, render_template, session, url_for
+from jinja2 import TemplateRuntimeError
+from markupsafe import Markup, escape
+
+from .exceptions import (
+    AttributeMappingError,
+    AuthenticationRequired,
+    PermissionDenied,
+    ToucanError,
+    UpstreamError,
+)
+from .extension import SESSION_ID, get_state
+from .mappers import permissions_for_kind
+
+log = logging.getLogger("flask_toucan")
+
+#: Options every component macro accepts (``class_`` is an alias of ``class``).
+COMMON_OPTIONS = frozenset({"theme", "height", "server_url", "id", "class", "class_", "aria_label"})
+#: Extra options of ``tc_dashboard``.
+DASHBOARD_OPTIONS = frozenset({"chart_id", "refresh_interval"})
+
+#: ``height`` as text: a number and one CSS length unit, nothing else (no ``calc()``,
+#: no ``;``), so input can never smuggle CSS into the ``style`` attribute.
+HEIGHT = re.compile(r"^(?:0|[1-9]\d{0,4})(?:\.\d{1,2})?(?:px|em|rem|vh|vw|%)$")
+MAX_HEIGHT_PX = 20_000
+
+#: Placeholder reasons, one per way a component can be withheld.
+REASONS = ("logged_out", "not_permitted", "no_attributes", "unavailable")
+
+
+class ComponentOptionError(TemplateRuntimeError):
+    """A component macro got an option it does not know or a value it cannot use.
+
+    A template programming error (like Jinja's own ``UndefinedError``), so it
+    surfaces as a template traceback in development instead of a placeholder.
+    The message names the macro and the option, never the value.
+    """
+
+
+def _height(value: Any) -> str:
+    if isinstance(value, bool):
+        raise ComponentOptionError("height must be a number of pixels or a CSS length such as '480px'")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or not 0 < value <= MAX_HEIGHT_PX:
+            raise ComponentOptionError(f"height must be between 0 and {MAX_HEIGHT_PX} pixels")
+        return f"{value:g}px"
+    if isinstance(value, str) and HEIGHT.match(value.strip()):
+        return value.strip()
+    raise ComponentOptionError(
+        "height must be a number of pixels or a CSS length like '480px', '30rem', '60vh' or '100%'"
+    )
+
+
+def _server_url(value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ComponentOptionError("server_url must be an absolute http(s) URL")
+    if parts.username or parts.password:
+        raise ComponentOptionError("server_url must not carry credentials")
+    return str(value).rstrip("/")
+
+
+def _text(name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ComponentOptionError(f"{name} must be a string")
+    return str(value)
+
+
+def _classes(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return " ".join(value)
+    raise ComponentOptionError("class must be a string or a list of strings")
+
+
+def render_attributes(attrs: Mapping[str, str | None]) -> Markup:
+    """`` name="value"`` pairs, values escaped (quotes, ``<``, ``&``), ``None`` left out."""
+    return Markup("").join(
+        Markup(' {}="{}"').format(Markup(name), escape(value))  # noqa: S704 - names are the kit's constants
+        for name, value in attrs.items()
+        if value is not None
+    )
+
+
+class ComponentKit:
+    """The ``_toucan_kit`` Jinja global; one per app, stateless (reads the current app)."""
+
+    # ------------------------------------------------------------- scripts
+    def scripts(self) -> Markup:
+        """Two module scripts (component script, refresh script) with the CSP nonce.
+
+        Nothing inline: both are external files, so ``script-src 'nonce-…'`` or a
+        host allow-list is enough, with no ``'unsafe-inline'``.
+        """
+        state = get_state()
+        nonce = state.manager.csp_nonce()
+        tags = []
+        for src in (state.config.embed_script_url, url_for("toucan.static", filename="toucan-refresh.js")):
+            if src is None:
+                continue
+            tags.append(
+                Markup("<script{}></script>").format(
+                    render_attributes({"type": "module", "src": src, "nonce": nonce})
+                )
+            )
+        return Markup("\n").join(tags)
+
+    # ---------------------------------------------------------- components
+    def dashboard(self, dashboard_id: Any = None, /, **options: Any) -> Markup:
+        """``<tc-dashboard>`` for a dashboard, or for one chart with ``chart_id=``."""
+        self._check_names("tc_dashboard", options, COMMON_OPTIONS | DASHBOARD_OPTIONS)
+        chart_id = options.get("chart_id")
+        if (dashboard_id is None) == (chart_id is None):
+            raise ComponentOptionError("tc_dashboard needs a dashboard id or chart_id=, not both")
+        kind = "chart" if chart_id is not None else "dashboard"
+        ident = {
+            "dashboard-id": None if dashboard_id is None else _text("dashboard_id", dashboard_id),
+            "chart-id": None if chart_id is None else _text("chart_id", chart_id),
+        }
+        interval = options.get("refresh_interval")
+        if interval is not None:
+            if (
+                isinstance(interval, bool)
+                or not isinstance(interval, int | float)
+                or not 0 < interval <= 86400
+            ):
+                raise ComponentOptionError("refresh_interval must be a number of seconds")
+            ident["refresh-interval"] = f"{interval:g}"
+        return self._component("tc-dashboard", kind, options, ident)
+
+    def assistant(self, **options: Any) -> Markup:
+        """``<tc-ai-assistant>``; the placeholder unless the user has ``ai.can_query``."""
+        self._check_names("tc_ai_assistant", options, COMMON_OPTIONS)
+        return self._component("tc-ai-assistant", "assistant", options, {})
+
+    # ------------------------------------------------------------- helpers
+    @staticmethod
+    def _check_names(macro: str, options: Mapping[str, Any], allowed: frozenset[str]) -> None:
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise ComponentOptionError(
+                f"{macro}: unknown option {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(sorted(allowed - {'class_'}))}"
+            )
+        if "class" in options and "class_" in options:
+            raise ComponentOptionError(f"{macro}: pass class or class_, not both")
+
+    def _presentation(self, options: Mapping[str, Any]) -> dict[str, str | None]:
+        """Validated host-side attributes: checked before any token is asked for."""
+        cls = options.get("class", options.get("class_"))
+        height = options.get("height")
+        theme = options.get("theme")
+        ident = options.get("id")
+        label = options.get("aria_label")
+        return {
+            "id": None if ident is None else _text("id", ident),
+            "class": None if cls is None else _classes(cls),
+            "data-theme": None if theme is None else _text("theme", theme),
+            "style": None if height is None else f"height: {_height(height)}",
+            "aria-label": None if label is None else _text("aria_label", label),
+        }
+
+    def _component(
+        self, tag: str, kind: str, options: Mapping[str, Any], ident: dict[str, str | None]
+    ) -> Markup:
+        state = get_state()
+        toucan = state.manager
+        presentation = self._presentation(options)
+        server = options.get("server_url")
+        server_url = _server_url(server) if server is not None else state.config.server_url
+        reason: str | None = None
+        token = None
+        scope = ""
+        try:
+            user = toucan.current_user
+            if user is None:
+                reason = "logged_out"
+            elif not toucan.can(kind):
+                reason = "not_permitted"
+            else:
+                token = toucan.issue_token(kind=kind)
+                scope = _scope(permissions_for_kind(toucan.mappers.map_permissions(user), kind))
+        except AuthenticationRequired:
+            reason = "logged_out"
+        except AttributeMappingError as exc:
+            log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
+            reason = "no_attributes"
+        except PermissionDenied:
+            reason = "not_permitted"
+        except UpstreamError as exc:
+            log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
+            reason = "unavailable"
+        except ToucanError as exc:  # anything else: fail closed, no component
+            log.warning("flask-toucan: %s withheld: %s", tag, type(exc).__name__)
+            reason = "unavailable"
+        if token is None:
+            return self._placeholder(reason or "unavailable", kind, presentation)
+
+        expires_in = max(0.0, token.expires_at.timestamp() - time.time())
+        attrs: dict[str, str | None] = {
+            **{k: v for k, v in presentation.items() if k in ("id", "class", "aria-label")},
+            **ident,
+            "auth-token": token.value,
+            "server-url": server_url,
+            "data-theme": presentation["data-theme"],
+            "style": presentation["style"],
+            "data-toucan-kind": kind,
+            # Same permission set, same scope: the script refreshes one token per
+            # scope (a dashboard and a chart usually share one), not one per kind.
+            "data-toucan-scope": scope,
+            # Seconds (fractional): the refresh script counts them on its own
+            # monotonic clock from when the page arrived, never against Date.now().
+            "data-toucan-expires-in": f"{expires_in:.3f}",
+            "data-toucan-refresh-url": url_for("toucan.token"),
+            "data-toucan-csrf": toucan.csrf_token(),
+            # Tabs of one login share tokens; the CSRF string differs per page
+            # (it is timestamped), so they meet on a digest of the session id.
+            "data-toucan-session": _session_tag(),
+            "data-toucan-csrf-header": state.config.csrf_header,
+        }
+        return Markup("<{tag}{attrs}></{tag}>").format(tag=Markup(tag), attrs=render_attributes(attrs))  # noqa: S704 - tag is a constant
+
+    @staticmethod
+    def _placeholder(reason: str, kind: str, presentation: Mapping[str, str | None]) -> Markup:
+        state = get_state()
+        login_url = url_for("toucan.login") if state.oauth is not None else None
+        html = render_template(
+            state.config.placeholder_template,
+            reason=reason,
+            kind=kind,
+            login_url=login_url,
+            attrs=render_attributes(
+                {
+                    "id": presentation.get("id"),
+                    "class": " ".join(filter(None, ["toucan-placeholder", presentation.get("class")])),
+                    "style": presentation.get("style"),
+                    "data-theme": presentation.get("data-theme"),
+                    "data-toucan-placeholder": reason,
+                    "data-toucan-kind": kind,
+                }
+            ),
+        )
+        return Markup(html)  # noqa: S704 - output of an autoescaped template
+
+
+def _session_tag() -> str:
+    """A digest of the server-side session id: groups tabs, reveals nothing (the id is 256 random bits)."""
+    sid = session.get(SESSION_ID)
+    return hashlib.sha256(f"flask-toucan.session:{sid}".encode()).hexdigest()[:16]
+
+
+def _scope(permissions: Mapping[str, Any]) -> str:
+    """A short, stable name for a permission set (not secret: the page may see it)."""
+    blob = json.dumps(permissions, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def init_app(app: Flask) -> None:
+    """Register the template global the macros call."""
+    app.jinja_env.globals["_toucan_kit"] = ComponentKit()

@@ -1,0 +1,236 @@
+"""The local OpenID provider: Canaille, in-process, seeded with the demo users.
+
+Canaille is a maintained OpenID Connect server (the one ``pytest-iam`` runs);
+it enforces PKCE and real client authentication, so the demo's login is the
+same flow a production identity provider would run.
+
+What the demo's mappers read from the identity (all standard OpenID claims,
+so the same mappers work against any provider that sends them):
+
+* ``groups`` (scope ``groups``): ``org:<organization id>`` for the tenant and
+  ``analysts`` for the role that may use the AI assistant;
+* ``address.region`` (scope ``address``): the user's sales region.
+
+Canaille emits only the registered OpenID claims plus ``groups``; a custom
+``organization`` claim would mean patching it, hence the group convention
+(common with Keycloak, Okta and Entra ID as well).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
+from werkzeug.serving import BaseWSGIServer
+
+from .serving import serve_on
+from .users import DEMO_USERS, ORGANIZATIONS, REGION_NAMES
+
+TEMPLATES = Path(__file__).resolve().parent / "provider_templates"
+SCOPES = ("openid", "profile", "email", "address", "groups")
+
+
+@dataclass(frozen=True)
+class ClientRegistration:
+    """The demo app as an OAuth client of the provider (confidential, code flow)."""
+
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    client_uri: str  # on a trusted domain (127.0.0.1): Canaille skips the consent screen
+    name: str = "Toucan analytics portal (demo)"
+
+
+def _null_logging() -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"null": {"class": "logging.NullHandler"}},
+        "loggers": {"canaille": {"level": "WARNING", "handlers": ["null"]}},
+    }
+
+
+def create_provider_app(server_name: str, client: ClientRegistration) -> Flask:
+    """A Canaille app whose issuer is ``http://{server_name}``, seeded and ready.
+
+    ``server_name`` must be the host:port the browser and the demo use (Canaille
+    builds its issuer and every endpoint URL from it).
+    """
+    # Canaille (an Authlib server) refuses plain http unless told otherwise; the
+    # local provider only ever listens on loopback.
+    os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+    from canaille import create_app
+    from joserfc.jwk import RSAKey
+
+    key = RSAKey.generate_key(2048)
+    key.ensure_kid()
+    config: dict[str, Any] = {
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "SERVER_NAME": server_name,
+        "PREFERRED_URL_SCHEME": "http",
+        "SESSION_COOKIE_NAME": "idp_session",
+        "CANAILLE": {
+            "NAME": "Demo identity provider",
+            "DATABASE": "memory",
+            "ENABLE_REGISTRATION": False,
+            "ENABLE_PASSWORD_RECOVERY": False,
+            "JAVASCRIPT": False,
+            "ACL": {"DEFAULT": {"PERMISSIONS": ["use_oidc"]}},
+            "LOGGING": _null_logging(),
+        },
+        "CANAILLE_OIDC": {"ACTIVE_JWKS": [key.as_dict(private=True)]},
+    }
+    app: Flask = create_app(config=config)
+    _list_demo_users_on_login_page(app)
+    with app.app_context():
+        _seed(client)
+    return app
+
+
+def _list_demo_users_on_login_page(app: Flask) -> None:
+    """Show the demo accounts under Canaille's own login form.
+
+    Our ``core/login.html`` extends Canaille's (reached as ``canaille/...``) and
+    only appends a table, so Canaille's form stays untouched.
+    """
+    original = app.jinja_env.loader
+    assert original is not None
+    app.jinja_env.loader = ChoiceLoader(
+        [FileSystemLoader(str(TEMPLATES)), PrefixLoader({"canaille": original}), original]
+    )
+
+    @app.context_processor
+    def demo_users() -> dict[str, Any]:
+        return {
+            "demo_users": DEMO_USERS,
+            "demo_organizations": ORGANIZATIONS,
+            "demo_regions": REGION_NAMES,
+        }
+
+
+def _seed(client: ClientRegistration) -> None:
+    from canaille.app import models
+    from canaille.backends import Backend
+
+    backend = Backend.instance
+    User, Group, Client = models.User, models.Group, models.Client
+    users: dict[str, Any] = {}
+    for demo in DEMO_USERS:
+        user = User(
+            user_name=demo.username,
+            given_name=demo.given_name,
+            family_name=demo.family_name,
+            formatted_name=demo.name,
+            display_name=demo.name,
+            emails=[demo.email],
+            region=demo.region,
+            organization=ORGANIZATIONS[demo.organization],
+        )
+        backend.save(user)
+        backend.set_user_password(user, demo.password)
+        users[demo.username] = user
+
+    def members(pred: Any) -> list[Any]:
+        return [users[d.username] for d in DEMO_USERS if pred(d)]
+
+    groups: dict[str, list[Any]] = {}
+    for demo in DEMO_USERS:
+        for name in demo.groups:
+            groups.setdefault(name, [])
+    for name in groups:
+        group = Group(
+            display_name=name,
+            members=members(lambda d, name=name: name in d.groups),
+            description=_group_description(name),
+        )
+        backend.save(group)
+
+    now = datetime.datetime.now(datetime.UTC)
+    model = Client(
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        client_id_issued_at=now,
+        client_name=client.name,
+        client_uri=client.client_uri,
+        redirect_uris=[client.redirect_uri],
+        post_logout_redirect_uris=[client.client_uri + "/"],
+        grant_types=["authorization_code"],
+        response_types=["code"],
+        token_endpoint_auth_method="client_secret_basic",
+        scope=list(SCOPES),
+    )
+    backend.save(model)
+    model.audience = [model]
+    backend.save(model)
+
+
+def _group_description(name: str) -> str:
+    if name.startswith("org:"):
+        return f"Members of {ORGANIZATIONS.get(name[4:], name[4:])}"
+    return "May use the AI assistant"
+
+
+class ProviderServer:
+    """Canaille on ``127.0.0.1:<port>`` in a thread; bind first, then build.
+
+    The port must be known before the app exists (it is the issuer), and the
+    demo's port before the client is registered: :meth:`bind` opens the socket,
+    :meth:`start` builds the seeded app and serves it.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self._server: BaseWSGIServer = serve_on(host, port, _not_ready)
+        self._thread: threading.Thread | None = None
+        self._previous_backend: Any = None
+        self.app: Flask | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def metadata_url(self) -> str:
+        return f"{self.url}/.well-known/openid-configuration"
+
+    def start(self, client: ClientRegistration) -> ProviderServer:
+        from canaille.backends import Backend
+
+        # Canaille keeps its backend in a class attribute: remember who was there
+        # (another Canaille in the same process, e.g. a test fixture) to put it back.
+        self._previous_backend = Backend._instance
+        self.app = create_provider_app(f"{self.host}:{self.port}", client)
+        self._server.app = self.app
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="demo-idp", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._server.server_close()
+        if self.app is not None:
+            from canaille.backends import Backend
+
+            Backend._instance = self._previous_backend
+            self.app = None
+
+
+def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"the demo identity provider is starting\n"]

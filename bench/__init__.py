@@ -1,0 +1,1 @@
+"""flask-toucan benchmarks: ``python -m bench`` (see docs/benchmarks.md)."""

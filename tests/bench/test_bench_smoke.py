@@ -1,0 +1,41 @@
+"""Smoke test of the benchmark suite: ``python -m bench --quick`` runs and prints the table."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_quick_bench_prints_every_row(tmp_path: Path) -> None:
+    out_file = tmp_path / "results.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out_file)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    header = "| # | benchmark | flask-toucan (median) | baseline (median) | ratio | target | result |"
+    assert header in proc.stdout
+    rows = re.findall(r"^\| (\d[a-z]?) \|.*\| \*\*(PASS|MISS)\*\* \|$", proc.stdout, re.MULTILINE)
+    keys = {key for key, _ in rows}
+    # All four benchmarks, with their sub-rows (1: minter / issue_token; 3: cached / signing;
+    # 4: render / single flight).
+    assert keys == {"1a", "1b", "2", "3a", "3b", "4a", "4b"}, proc.stdout
+    assert "error" not in {cell.strip() for line in proc.stdout.splitlines() for cell in line.split("|")}
+    # The single-flight count is deterministic, unlike the timings: exactly one upstream call.
+    assert re.search(r"^\| 4b \| .* \| 1 call \| .*\*\*PASS\*\*", proc.stdout, re.MULTILINE), proc.stdout
+    assert out_file.read_text().count("\n| ") >= 8
+    # --out took the report; a quick run never writes the committed bench/results.md.
+    committed = REPO / "bench" / "results.md"
+    if committed.exists():
+        assert "--quick" not in committed.read_text()

@@ -18,12 +18,16 @@ SALT = "flask-toucan.csrf"
 
 
 def serializer(app: Flask) -> URLSafeTimedSerializer:
-    keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or []), app.secret_key]
-    return URLSafeTimedSerializer([k for k in keys if k], salt=SALT)
+    """One serializer per app, built on first use (keys: fallbacks first, newest last)."""
+    cached = app.extensions.get("toucan.csrf")
+    if cached is None:
+        keys = [*(app.config.get("SECRET_KEY_FALLBACKS") or []), app.secret_key]
+        cached = app.extensions["toucan.csrf"] = URLSafeTimedSerializer([k for k in keys if k], salt=SALT)
+    return cached
 
 
 def make_token(app: Flask, sid: str) -> str:
-    return serializer(app).dumps(sid)
+    return str(serializer(app).dumps(sid))
 
 
 def check_token(app: Flask, token: Any, sid: Any, max_age: int) -> bool:

@@ -265,7 +265,6 @@ class Toucan:
         :class:`AttributeMappingError` or :class:`UpstreamError`; never returns
         a token built on partial data.
         """
-        state = _state()
         user = user if user is not None else self.current_user
         if user is None:
             raise AuthenticationRequired("log in to get a token")
@@ -280,13 +279,22 @@ class Toucan:
             check_subset(perms, granted)
         else:
             perms = granted
+        return self._issue_checked(user, perms)
 
-        memo: dict[str, EmbedToken] | None = None
-        memo_key = json.dumps([user.id, perms], sort_keys=True)
+    def _issue_checked(self, user: ToucanUser, perms: Permissions) -> EmbedToken:
+        """Mint for permissions already checked against the user's grants.
+
+        One token per request per permission set (memoised on ``g``), then the
+        cache across requests until near expiry.
+        """
+        state = _state()
+        memo: dict[Any, EmbedToken] | None = None
+        memo_key = (user.id, tuple(sorted((r, tuple(sorted(f))) for r, f in perms.items())))
         if has_request_context():
             memo = g.setdefault("_toucan_tokens", {})
-            if memo_key in memo and not memo[memo_key].expired:
-                return memo[memo_key]
+            hit = memo.get(memo_key)
+            if hit is not None and not hit.expired:
+                return hit
 
         attributes = self.mappers.map_attributes(user, state.config.required_attributes)
         token, cached = state.service.issue(MintRequest(user, attributes, perms))

@@ -59,9 +59,16 @@ class TokenCache:
 class SingleFlight:
     """One call per key at a time in this process; the others share its outcome."""
 
+    MAX_TRACKED = 10_000
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: dict[str, _Call] = {}
+        self._completed: dict[str, int] = {}
+
+    def completed(self, key: str) -> int:
+        """How many flights for ``key`` have ended in this process (a change counter)."""
+        return self._completed.get(key, 0)
 
     def do(self, key: str, fn: Callable[[], Any]) -> Any:
         with self._lock:
@@ -83,6 +90,9 @@ class SingleFlight:
         finally:
             with self._lock:
                 del self._calls[key]
+                if len(self._completed) >= self.MAX_TRACKED:
+                    self._completed.clear()  # worst case: one extra cache read or mint
+                self._completed[key] = self._completed.get(key, 0) + 1
             call.done.set()
 
 

@@ -135,14 +135,19 @@ class TokenService:
 
     def issue(self, request: MintRequest) -> tuple[EmbedToken, bool]:
         key = self.key_for(request)
+        seen = self.flights.completed(key)
         hit = self.cache.get(key)
         if hit is not None:
             return hit, True
 
         def work() -> tuple[EmbedToken, bool]:
-            again = self.cache.get(key)  # another flight may have just filled it
-            if again is not None:
-                return again, True
+            # A flight for this key that ended between our cache read and now
+            # has filled the cache: read it again (only then: a store read may
+            # be a network round trip).
+            if self.flights.completed(key) != seen:
+                again = self.cache.get(key)
+                if again is not None:
+                    return again, True
             token, lifetime = self.minter.mint(request)
             self.cache.set(key, token, lifetime)
             return token, False

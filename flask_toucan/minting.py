@@ -117,16 +117,16 @@ class TokenService:
     Returns ``(token, cached)``.
     """
 
-    def __init__(self, minter: Minter, cache: TokenCache, mode: str) -> None:
+    def __init__(self, minter: Minter, cache: TokenCache, namespace: str) -> None:
         self.minter = minter
         self.cache = cache
-        self.mode = mode
+        self.namespace = namespace
         self.flights = SingleFlight()
 
     def key_for(self, request: MintRequest) -> str:
         return cache_key(
             {
-                "mode": self.mode,
+                "namespace": self.namespace,
                 "user": request.user.distinct_id,
                 "attributes": dict(request.attributes),
                 "permissions": request.permissions,
@@ -158,4 +158,27 @@ class TokenService:
 
 def make_service(config: ToucanConfig, transport: Transport, cache: TokenCache) -> TokenService:
     minter: Minter = ApiMinter(config, transport) if config.mode == "api" else SignedMinter(config, transport)
-    return TokenService(minter, cache, config.mode)
+    return TokenService(minter, cache, namespace_for(config))
+
+
+def namespace_for(config: ToucanConfig) -> str:
+    """What else a cached token depends on, so apps sharing one store never swap tokens.
+
+    Two apps (or a redeploy with a new key, audience or Toucan instance) on the
+    same Redis get different cache keys; no secret goes into it.
+    """
+    keys = config.keys
+    return "|".join(
+        str(part)
+        for part in (
+            config.mode,
+            config.token_url,
+            config.user_role,
+            config.issuer,
+            config.audience,
+            config.workspace_id,
+            config.exchange_url,
+            config.token_ttl,
+            keys.current.kid if keys else None,
+        )
+    )

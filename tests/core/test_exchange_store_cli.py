@@ -154,3 +154,22 @@ def test_cli_check_api_mode_hides_key():
 
 def test_rsa_pem_helper_is_strong():
     assert "PRIVATE KEY" in rsa_pem(0)
+
+
+def test_apps_sharing_a_store_never_swap_tokens():
+    """Same user, same attributes, one shared Redis: a token minted for one audience stays there."""
+    import fakeredis
+    from cachelib import RedisCache
+
+    server = fakeredis.FakeServer()
+    store = RedisCache(host=fakeredis.FakeRedis(server=server), key_prefix="toucan:")
+    app1, t1 = make_app(Toucan(), **signed_config(TOUCAN_STORE=store, TOUCAN_AUDIENCE="aud-one"))
+    app2, t2 = make_app(Toucan(), **signed_config(TOUCAN_STORE=store, TOUCAN_AUDIENCE="aud-two"))
+    tokens = []
+    for app, t in ((app1, t1), (app2, t2)):
+        with app.test_request_context():
+            user = t.login_user({"sub": "alice", "iss": "i", "org": "acme"})
+            tokens.append(t.issue_token(user))
+    assert tokens[0].value != tokens[1].value
+    with app2.app_context():
+        assert verify_token(tokens[1].value, t2.jwks(), audience="aud-two", issuer=ISS)

@@ -139,6 +139,14 @@ class ToucanConfig:
         if mode == "api":
             if not isinstance(api_key, str) or not api_key.strip():
                 raise ConfigurationError("TOUCAN_API_KEY is required when TOUCAN_MODE is 'api'")
+            # Keys read from files often end in a newline; an HTTP client would then
+            # refuse the header and quote it in its error. Strip, then insist on
+            # printable ASCII (the message never repeats the value).
+            api_key = api_key.strip()
+            if not all(0x21 <= ord(c) <= 0x7E for c in api_key):
+                raise ConfigurationError(
+                    "TOUCAN_API_KEY contains spaces, control or non-ASCII characters"
+                )
             path = get("TOUCAN_TOKEN_PATH")
             if not isinstance(path, str) or not path.startswith("/"):
                 raise ConfigurationError("TOUCAN_TOKEN_PATH must be a path starting with '/'")

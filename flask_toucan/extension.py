@@ -290,7 +290,9 @@ class Toucan:
         state = _state()
         memo: dict[Any, EmbedToken] | None = None
         memo_key = (user.id, tuple(sorted((r, tuple(sorted(f))) for r, f in perms.items())))
-        if has_request_context():
+        # Memoised for the request's own user only: an explicit user object may
+        # carry other claims (impersonation, tests) under the same identity.
+        if has_request_context() and user is g.get("_toucan_user"):
             memo = g.setdefault("_toucan_tokens", {})
             hit = memo.get(memo_key)
             if hit is not None and not hit.expired:

@@ -100,6 +100,10 @@ class Transport:
                 resp, raw = self._attempt(url, kwargs, deadline_at, what, host)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 error = exc
+            except requests.RequestException as exc:
+                # Not retryable (bad header, bad URL...). Its text may quote a header
+                # value, i.e. the API key: name the type only.
+                raise UpstreamError(f"{what} at {host} failed ({type(exc).__name__})") from None
             if resp is not None and resp.status not in RETRY_STATUSES:
                 if 300 <= resp.status < 400:
                     raise UpstreamError(

@@ -6,17 +6,21 @@ and permissions; the sandbox, the CLI and the benchmarks can drive it directly.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from . import signing, wire
 from .cache import SingleFlight, TokenCache, cache_key
 from .config import ToucanConfig
 from .exchange import exchange_assertion
 from .http import Transport
+from .keys import SigningKey
 from .mappers import AttributeValue, Permissions
 from .tokens import EmbedToken, utc_from_timestamp
 from .user import ToucanUser
@@ -168,17 +172,28 @@ def namespace_for(config: ToucanConfig) -> str:
     same Redis get different cache keys; no secret goes into it.
     """
     keys = config.keys
-    return "|".join(
-        str(part)
-        for part in (
-            config.mode,
-            config.token_url,
-            config.user_role,
-            config.issuer,
-            config.audience,
-            config.workspace_id,
-            config.exchange_url,
-            config.token_ttl,
-            keys.current.kid if keys else None,
-        )
+    parts = (
+        config.mode,
+        config.token_url,
+        _fingerprint(config.api_key.encode()) if config.api_key else None,  # the Toucan account
+        config.user_role,
+        config.issuer,
+        config.audience,
+        config.workspace_id,
+        config.exchange_url,
+        config.token_ttl,
+        keys.current.kid if keys else None,
+        _fingerprint(_key_bytes(keys.current)) if keys else None,
     )
+    return "|".join(str(part) for part in parts)
+
+
+def _fingerprint(secret: bytes) -> str:
+    """A one-way tag of a credential (salted SHA-256): distinguishes keys, reveals nothing."""
+    return hashlib.sha256(b"flask-toucan.cache-namespace\0" + secret).hexdigest()[:16]
+
+
+def _key_bytes(key: SigningKey) -> bytes:
+    if isinstance(key.public, bytes):
+        return key.public  # HMAC: the secret itself, only ever hashed
+    return key.public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)

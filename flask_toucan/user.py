@@ -34,6 +34,10 @@ PROTOCOL_CLAIMS = frozenset(
 MAX_SESSION_CLAIMS_BYTES = 2048
 
 
+def _escape_part(value: str) -> str:
+    return value.replace("%", "%25").replace("|", "%7C")
+
+
 class ToucanUser(Mapping[str, Any]):
     """A read-only view of the user's claims, with ``issuer`` and ``subject``.
 
@@ -54,8 +58,12 @@ class ToucanUser(Mapping[str, Any]):
 
     @property
     def distinct_id(self) -> str:
-        """The ``distinctId`` sent to Toucan: stable per (issuer, subject)."""
-        return f"{self.issuer}|{self.subject}"
+        """The ``distinctId`` sent to Toucan: stable per (issuer, subject).
+
+        ``issuer|subject`` with ``%`` and ``|`` escaped in both parts, so two
+        different pairs can never give the same id.
+        """
+        return f"{_escape_part(self.issuer)}|{_escape_part(self.subject)}"
 
     @property
     def claims(self) -> dict[str, Any]:

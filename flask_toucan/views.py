@@ -7,6 +7,7 @@ JSON body with the right status (and ``Retry-After`` where it applies).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -232,19 +233,36 @@ def refresh_token() -> Response:
         raise RateLimited(
             "too many token requests; slow down", retry_after=max(1, int(reset - time.time()) + 1)
         )
-    body = request.get_json(silent=True)
-    if body is None:
-        body = {}
+    body = _small_json_body()
     if not isinstance(body, dict) or set(body) - {"kind"}:
         raise BadRequest("the body must be a JSON object with only 'kind'")
     kind = body.get("kind", "dashboard")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise BadRequest(f"'kind' must be one of {', '.join(KINDS)}")
     token = state.manager.issue_token(user, kind=kind)
     response = jsonify(token.as_json())
     response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = "Cookie"
     return response
+
+
+MAX_REFRESH_BODY = 1024
+
+
+def _small_json_body() -> Any:
+    """The refresh body: empty means ``{}``; anything else must be small, valid JSON."""
+    length = request.content_length
+    if length is not None and length > MAX_REFRESH_BODY:
+        raise BadRequest(f"the body is larger than {MAX_REFRESH_BODY} bytes")
+    raw = request.stream.read(MAX_REFRESH_BODY + 1)  # bounded even without Content-Length
+    if len(raw) > MAX_REFRESH_BODY:
+        raise BadRequest(f"the body is larger than {MAX_REFRESH_BODY} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not valid JSON") from None
 
 
 def jwks() -> Response:

@@ -17,8 +17,10 @@ from .exceptions import (
     LoginError,
     PermissionDenied,
     RateLimited,
+    StoreUnavailable,
     ToucanError,
     UpstreamError,
+    UpstreamRejected,
 )
 from .extension import Toucan
 from .signals import token_issued, user_logged_in, user_logged_out
@@ -37,10 +39,12 @@ __all__ = [
     "LoginError",
     "PermissionDenied",
     "RateLimited",
+    "StoreUnavailable",
     "Toucan",
     "ToucanError",
     "ToucanUser",
     "UpstreamError",
+    "UpstreamRejected",
     "token_issued",
     "user_logged_in",
     "user_logged_out",

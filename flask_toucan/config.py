@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_API_KEY": None,
     "TOUCAN_TOKEN_PATH": "/embed/generate-token",
     "TOUCAN_EMBED_SCRIPT_URL": None,  # default: {base}/embed/embed.js
-    "TOUCAN_SERVER_URL": None,  # default: TOUCAN_BASE_URL
+    "TOUCAN_SERVER_URL": None,  # default: TOUCAN_BASE_URL + "/api" (the API root, as Toucan documents it)
     "TOUCAN_USER_ROLE": "explorer",
     "TOUCAN_SIGNING_KEY": None,
     "TOUCAN_SIGNING_KEY_ID": None,
@@ -216,7 +216,7 @@ class ToucanConfig:
             embed_script_url=_http_url("TOUCAN_EMBED_SCRIPT_URL", script)
             if script
             else (f"{base_url}/embed/embed.js" if base_url else None),
-            server_url=_http_url("TOUCAN_SERVER_URL", server) if server else base_url,
+            server_url=_http_url("TOUCAN_SERVER_URL", server) if server else (f"{base_url}/api" if base_url else None),
             user_role=str(get("TOUCAN_USER_ROLE")),
             keys=keys,
             issuer=issuer,

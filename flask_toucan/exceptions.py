@@ -95,6 +95,47 @@ class UpstreamError(ToucanError):
     code = "upstream_unavailable"
 
 
+class UpstreamRejected(UpstreamError):
+    """Toucan (or the exchange endpoint) gave a permanent answer: a 4xx other than 408/429.
+
+    Not an outage: retrying will not help until someone fixes the configuration
+    or the subscription, so it carries no ``retry_after`` and the refresh
+    endpoint answers 502. ``upstream_code`` is Toucan's ``code`` from its
+    ``{"code", "message"}`` envelope (e.g. ``NO_ACTIVE_SUBSCRIPTION``) or the
+    OAuth ``error``; it is safe to log and to show. Toucan's free-text
+    ``message`` is never carried (it is not ours to echo to a browser).
+    """
+
+    status_code = 502
+    code = "upstream_rejected"
+
+    def __init__(self, message: str, *, upstream_code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.upstream_code = upstream_code
+        self.upstream_status = status
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.upstream_code is not None:
+            body["upstream_code"] = self.upstream_code
+        return body
+
+
+class StoreUnavailable(ToucanError):
+    """The shared store (Redis, the file store) failed: degrade, never 500.
+
+    Pages show the ``unavailable`` placeholder; the refresh endpoint answers
+    503 with ``Retry-After``. The message names the store's kind, never its URL
+    (which may hold a password).
+    """
+
+    status_code = 503
+    code = "store_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int | None = 5) -> None:
+        super().__init__(message, retry_after=retry_after)
+
+
 class InvalidTokenError(ToucanError):
     """A signed token failed verification (signature, algorithm, claims)."""
 
@@ -112,6 +153,8 @@ __all__ = [
     "LoginError",
     "PermissionDenied",
     "RateLimited",
+    "StoreUnavailable",
     "ToucanError",
     "UpstreamError",
+    "UpstreamRejected",
 ]

@@ -219,7 +219,7 @@ def test_kit_attributes(host, toucan_sandbox):
     tag, attrs = Elements(html).tags[0]
     assert tag == "tc-dashboard"
     assert attrs["dashboard-id"] == "sales-overview" and attrs["data-theme"] == "dark"
-    assert attrs["server-url"] == toucan_sandbox.url
+    assert attrs["server-url"] == toucan_sandbox.url + "/api"  # the API root, as Toucan documents it
     assert attrs["data-toucan-kind"] == "dashboard"
     assert attrs["data-toucan-refresh-url"] == "/toucan/token"
     assert attrs["data-toucan-csrf-header"] == "X-Toucan-CSRF"

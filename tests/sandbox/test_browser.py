@@ -36,14 +36,14 @@ def host_app(sandbox: Any) -> Flask:
         kind = request.args.get("kind", "dashboard")
         if kind == "assistant":
             component = Markup('<tc-ai-assistant auth-token="{}" server-url="{}"></tc-ai-assistant>').format(
-                token, sandbox.url
+                token, sandbox.url + "/api"
             )
         else:
             component = Markup(
                 '<tc-dashboard dashboard-id="sales-overview" auth-token="{}" server-url="{}" '
                 'data-theme="dark" '
                 'refresh-interval="{}"></tc-dashboard>'
-            ).format(token, sandbox.url, request.args.get("refresh", ""))
+            ).format(token, sandbox.url + "/api", request.args.get("refresh", ""))
         html = PAGE.format(base=escape(sandbox.url), component=component)
         # Strict CSP: proves embed.js needs no inline script or style. (A page that
         # sizes the element with a style="" attribute needs 'unsafe-hashes' or a class.)

@@ -77,7 +77,8 @@ class ToucanElement extends HTMLElement {
   }
 
   get serverUrl() {
-    return (this.getAttribute("server-url") || SCRIPT_BASE).replace(/\/$/, "");
+    // server-url is the instance's API root (Toucan's docs: https://toucanai.cloud/api).
+    return (this.getAttribute("server-url") || SCRIPT_BASE + "/api").replace(/\/$/, "");
   }
 
   get authToken() {
@@ -210,9 +211,9 @@ class TcDashboard extends ToucanElement {
 
   get resourcePath() {
     const chart = this.getAttribute("chart-id");
-    if (chart) return `/api/v1/charts/${encodeURIComponent(chart)}`;
+    if (chart) return `/v1/charts/${encodeURIComponent(chart)}`;
     const dash = this.getAttribute("dashboard-id") || "";
-    return `/api/v1/dashboards/${encodeURIComponent(dash)}`;
+    return `/v1/dashboards/${encodeURIComponent(dash)}`;
   }
 
   async refresh() {
@@ -307,7 +308,7 @@ class TcAiAssistant extends ToucanElement {
   async refresh() {
     if (this.authToken && this.authToken === this._deadToken) return; // no 401 loop
     this.setAttribute("data-state", "loading");
-    const result = await this._call("/api/v1/assistant");
+    const result = await this._call("/v1/assistant");
     if (!result) return;
     const tenantId = result.body.tenant ? result.body.tenant.id : null;
     if (this._tenant && this._tenant.id !== tenantId) this._answers = []; // another tenant's answers go
@@ -352,7 +353,7 @@ class TcAiAssistant extends ToucanElement {
   // Public: ask a question; resolves to the answer object, or null on error.
   async ask(question) {
     this.setAttribute("data-state", "asking");
-    const result = await this._call("/api/v1/assistant/ask", {
+    const result = await this._call("/v1/assistant/ask", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ question }),

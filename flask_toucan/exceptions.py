@@ -81,6 +81,24 @@ class AttributeMappingError(ToucanError):
     code = "attribute_mapping_failed"
 
 
+class EmbedContextTooLarge(AttributeMappingError):
+    """The classic profile's ``embed_context`` is above Toucan's 3.5 KB: nothing is sent.
+
+    ``size`` is the compact JSON size in bytes; the message names it and the
+    limit, never the content (it may hold secrets).
+    """
+
+    code = "embed_context_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"embed_context is {size} bytes of JSON, above the {limit}-byte (3.5 KB) limit of "
+            "self-hosted Toucan; map fewer attributes, groups or privileges. No token was issued"
+        )
+        self.size = size
+        self.limit = limit
+
+
 class RateLimited(ToucanError):
     """Too many token requests for this session."""
 
@@ -149,6 +167,7 @@ __all__ = [
     "BadRequest",
     "CSRFError",
     "ConfigurationError",
+    "EmbedContextTooLarge",
     "InvalidTokenError",
     "LoginError",
     "PermissionDenied",

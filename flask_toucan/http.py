@@ -145,7 +145,7 @@ class Transport:
             while True:
                 if time.monotonic() > deadline_at:
                     raise UpstreamError(f"{what} at {host} did not answer within the deadline")
-                chunk = r.raw.read1(8192)
+                chunk = r.raw.read1(8192, decode_content=True)  # gzip-encoded answers
                 if not chunk:
                     break
                 size += len(chunk)

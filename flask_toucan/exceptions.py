@@ -90,11 +90,8 @@ class EmbedContextTooLarge(AttributeMappingError):
 
     code = "embed_context_too_large"
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"embed_context is {size} bytes of JSON, above the {limit}-byte (3.5 KB) limit of "
-            "self-hosted Toucan; map fewer attributes, groups or privileges. No token was issued"
-        )
+    def __init__(self, message: str, *, size: int = 0, limit: int = 3584) -> None:
+        super().__init__(message)
         self.size = size
         self.limit = limit
 

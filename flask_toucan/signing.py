@@ -56,7 +56,12 @@ def build_claims(
     }
     size = embed_context_size(embed_context)
     if size > MAX_EMBED_CONTEXT_BYTES:
-        raise EmbedContextTooLarge(size, MAX_EMBED_CONTEXT_BYTES)
+        raise EmbedContextTooLarge(
+            f"embed_context is {size} bytes of JSON, above the {MAX_EMBED_CONTEXT_BYTES}-byte (3.5 KB) "
+            "limit of self-hosted Toucan; map fewer attributes, groups or privileges. No token was issued",
+            size=size,
+            limit=MAX_EMBED_CONTEXT_BYTES,
+        )
     return {
         "iss": issuer,
         "aud": audience,

@@ -144,14 +144,18 @@ def test_4kb_embed_context_refused_before_the_exchange(classic: Any) -> None:
 def test_cli_output_holds_no_client_secret_or_secrets(classic: Any) -> None:
     env = classic()
     env.toucan.secrets(lambda user: {"warehouse_token": WAREHOUSE_SECRET})
-    runner = env.app.test_cli_runner()
-    minted = runner.invoke(args=["toucan", "mint", "--sub", "erin", "--claim", "org=acme"])
+    wrong = classic(TOUCAN_EXCHANGE_CLIENT_SECRET="wrong-SECRET-value").app
+
+    def cli(app: Flask, *args: str) -> Any:
+        with app.app_context():  # this app, whatever context another test may have left pushed
+            return app.test_cli_runner().invoke(args=["toucan", *args])
+
+    minted = cli(env.app, "mint", "--sub", "erin", "--claim", "org=acme")
     assert minted.exit_code == 0, minted.output
     assert '"username"' in minted.output and '"secrets"' not in minted.output
-    refused = classic(TOUCAN_EXCHANGE_CLIENT_SECRET="wrong-SECRET-value").app.test_cli_runner()
-    failed = refused.invoke(args=["toucan", "mint", "--sub", "erin", "--claim", "org=acme"])
+    failed = cli(wrong, "mint", "--sub", "erin", "--claim", "org=acme")
     assert failed.exit_code != 0 and "invalid_client" in failed.output
-    checked = runner.invoke(args=["toucan", "check"])
+    checked = cli(env.app, "check")
     for output in (minted.output, failed.output, checked.output):
         for secret in (WAREHOUSE_SECRET, env.sandbox.exchange_client_secret, "wrong-SECRET-value"):
             assert secret not in output

@@ -298,3 +298,28 @@ def test_direct_mode_accepts_host_jwt_on_data_api(signed_sandbox: Any) -> None:
 def test_host_jwt_not_accepted_without_signed_mode(toucan_sandbox: Any) -> None:
     resp = dashboard(toucan_sandbox, assertion())
     assert resp.status_code == 401 and resp.json()["code"] == "INVALID_TOKEN"
+
+
+def test_client_secret_option_and_reprs(host: Host, toucan_sandbox_factory: Any) -> None:
+    sandbox = toucan_sandbox_factory(
+        host_jwks_url=host.jwks_url,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        exchange_client_secret="fixed-SECRET-for-tests",
+        tenant="acme",
+    )
+    assert sandbox.exchange_client_secret == "fixed-SECRET-for-tests"
+    assert sandbox.exchange_url.endswith("/api/auth/realms/acme/protocol/openid-connect/token")
+    assert exchange(sandbox, assertion(), tenant="acme").status_code == 200
+    shown = repr(sandbox) + repr(sandbox.state) + repr(sandbox.state.options)
+    assert "fixed-SECRET-for-tests" not in shown and sandbox.api_key not in shown
+
+
+def test_forged_signature_is_invalid_grant(signed_sandbox: Any) -> None:
+    genuine = assertion()
+    other = assertion("host-b")  # a key the host never published, signing under kid host-a below
+    header = genuine.split(".")[0]
+    forged = ".".join([header, *other.split(".")[1:]])
+    refused(exchange(signed_sandbox, forged), 400, "invalid_grant", "signature")
+    tampered = genuine[:-4] + ("AAAA" if not genuine.endswith("AAAA") else "BBBB")
+    refused(exchange(signed_sandbox, tampered), 400, "invalid_grant", "signature")

@@ -208,9 +208,7 @@ class ToucanConfig:
             # printable ASCII (the message never repeats the value).
             api_key = api_key.strip()
             if not all(0x21 <= ord(c) <= 0x7E for c in api_key):
-                raise ConfigurationError(
-                    "TOUCAN_API_KEY contains spaces, control or non-ASCII characters"
-                )
+                raise ConfigurationError("TOUCAN_API_KEY contains spaces, control or non-ASCII characters")
             path = get("TOUCAN_TOKEN_PATH")
             if not isinstance(path, str) or not path.startswith("/"):
                 raise ConfigurationError("TOUCAN_TOKEN_PATH must be a path starting with '/'")
@@ -281,7 +279,9 @@ class ToucanConfig:
             embed_script_url=_http_url("TOUCAN_EMBED_SCRIPT_URL", script)
             if script
             else (f"{base_url}/embed/embed.js" if base_url else None),
-            server_url=_http_url("TOUCAN_SERVER_URL", server) if server else (f"{base_url}/api" if base_url else None),
+            server_url=_http_url("TOUCAN_SERVER_URL", server)
+            if server
+            else (f"{base_url}/api" if base_url else None),
             user_role=str(get("TOUCAN_USER_ROLE")),
             keys=keys,
             issuer=issuer,

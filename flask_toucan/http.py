@@ -236,6 +236,8 @@ class Transport:
         except DecodeError:
             raise UpstreamError(f"{what} at {host} sent a body that does not decode") from None
         except HTTPError as exc:  # urllib3: read timeout, protocol error, connection reset
+            if time.monotonic() >= deadline_at:
+                raise _Transient("deadline reached while reading the body") from None
             name = "timed out" if "Timeout" in type(exc).__name__ else "connection broken"
             raise _Transient(f"{name} while reading the body") from None
         except OSError:
@@ -253,7 +255,9 @@ def _set_read_timeout(r: requests.Response, seconds: float) -> None:
 
 def _final_error(what: str, host: str, resp: Response | None, reason: str) -> UpstreamError:
     if resp is None:
-        return UpstreamError(f"{what} at {host} is unreachable ({reason})", retry_after=DEFAULT_RETRY_AFTER)
+        slow = "deadline" in reason or "timed out" in reason
+        problem = "did not answer in time" if slow else "is unreachable"
+        return UpstreamError(f"{what} at {host} {problem} ({reason})", retry_after=DEFAULT_RETRY_AFTER)
     retry_after = parse_retry_after(resp.headers.get("retry-after"))
     return UpstreamError(
         f"{what} at {host} answered HTTP {resp.status}", retry_after=retry_after or DEFAULT_RETRY_AFTER

@@ -28,10 +28,11 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -48,6 +49,7 @@ log = logging.getLogger("flask_toucan")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 USER_AGENT = "flask-toucan"
 CHUNK = 8192
+_SECRET_PARAM = re.compile(r"pass|secret|token|key|auth|credential", re.IGNORECASE)
 #: ``retry_after`` given to callers when the upstream named none.
 DEFAULT_RETRY_AFTER = 5
 
@@ -74,6 +76,33 @@ def safe_host(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{host}:{parts.port}" if parts.port else host
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (userinfo or a secret-looking query value) replaced by ``***``.
+
+    For output that names a URL (``flask toucan check``): a Redis or proxy
+    URL often carries its password.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        netloc = f"{user}:***@{netloc.rsplit('@', 1)[1]}"
+    elif parts.username is not None and parts.scheme.startswith(("redis", "rediss", "unix")):
+        netloc = f"***@{netloc.rsplit('@', 1)[1]}"  # redis://password@host: a bare user is the password
+    query = "&".join(
+        f"{k}=***" if _SECRET_PARAM.search(k) else (f"{k}={v}" if sep else k)
+        for k, sep, v in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    head = f"{parts.scheme}://{netloc}" if "://" in url else urlunsplit((parts.scheme, netloc, "", "", ""))
+    return (
+        head + parts.path + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    )
 
 
 class Transport:
@@ -162,6 +191,27 @@ class Transport:
             )
             time.sleep(delay)
             attempt += 1
+
+    def probe(self, url: str, *, what: str) -> Response:
+        """One GET, no retry, headers only (the body is not read): is ``url`` answering at all?
+
+        For ``flask toucan check --live``: any HTTP status means reachable.
+        """
+        host = safe_host(url)
+        try:
+            r = self.session.get(
+                url,
+                timeout=(self.connect_timeout, self.read_timeout),
+                allow_redirects=False,
+                stream=True,
+                verify=self.verify,
+            )
+        except requests.exceptions.SSLError:
+            raise UpstreamError(f"{what} at {host}: TLS verification failed") from None
+        except requests.RequestException as exc:
+            raise UpstreamError(f"{what} at {host} is unreachable ({type(exc).__name__})") from None
+        r.close()
+        return Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, b"")
 
     def _delay(self, attempt: int, resp: Response | None) -> float:
         """The server's ``Retry-After`` if it gave one, else jittered exponential backoff."""
@@ -275,9 +325,9 @@ def parse_retry_after(value: str | None) -> int | None:
     return max(0, math.ceil(seconds))
 
 
-def make_transport(config: ToucanConfig) -> Transport:
-    """The :class:`Transport` a :class:`~flask_toucan.config.ToucanConfig` describes."""
-    return Transport(
+def make_transport(config: ToucanConfig, cls: type[Transport] = Transport) -> Transport:
+    """The :class:`Transport` (or subclass ``cls``) a :class:`~flask_toucan.config.ToucanConfig` describes."""
+    return cls(
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
         deadline=config.deadline,

@@ -86,7 +86,10 @@ def send(
     body: bytes = b"",
     headers: dict[str, str] | None = None,
 ) -> None:
-    handler.send_response(status)
+    if headers and "Date" in headers:
+        handler.send_response_only(status)  # no automatic Date: the test sets its own
+    else:
+        handler.send_response(status)
     all_headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
     all_headers.update(headers or {})
     for name, value in all_headers.items():

@@ -49,6 +49,13 @@ class StubServer:
         self.thread.join(timeout=10)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up mid-answer is what the timeout tests do: no traceback."""
+
+
 def start_stub(respond: Respond) -> StubServer:
     holder: dict[str, StubServer] = {}
     lock = threading.Lock()
@@ -71,8 +78,7 @@ def start_stub(respond: Respond) -> StubServer:
         do_POST = _handle
         do_GET = _handle
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     stub = StubServer(server, thread)
     holder["stub"] = stub

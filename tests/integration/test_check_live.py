@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.integration]
 
 
 def run_check(app: Any, *args: str) -> Any:
-    return app.test_cli_runner().invoke(args=["toucan", "check", *args])
+    # Inside the app's own context: a context another test left pushed must not stand in for it.
+    with app.app_context():
+        return app.test_cli_runner().invoke(args=["toucan", "check", *args])
 
 
 def test_live_check_passes_against_the_sandbox(sandbox):

@@ -254,8 +254,10 @@ class Transport:
             raise UpstreamError(f"{what} at {host} failed ({type(exc).__name__})") from None
         try:
             body = self._read_body(r, deadline_at, what, host)
-        finally:
-            r.close()
+        except BaseException:
+            r.close()  # a half-read connection cannot be reused
+            raise
+        r.raw.release_conn()  # read to the end: the connection goes back to the pool
         headers = {k.lower(): v for k, v in r.headers.items()}
         return Response(r.status_code, headers, body)
 

@@ -316,3 +316,11 @@ def test_concurrent_calls_share_the_pool(stub):
     for t in threads:
         t.join(10)
     assert results == ["tok-abc"] * 8
+
+
+def test_connections_are_reused(stub):
+    server = stub(lambda h, n: send(h, 200, encode(token_body(), "gzip"), {"Content-Encoding": "gzip"}))
+    transport = fast()
+    for _ in range(3):
+        post(transport, server)
+    assert len({seen.client_port for seen in server.seen}) == 1  # one pooled keep-alive connection

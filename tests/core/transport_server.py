@@ -24,6 +24,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int
 
 
 @dataclass
@@ -71,7 +72,9 @@ def start_stub(respond: Respond) -> StubServer:
             body = self.rfile.read(length) if length else b""
             stub = holder["stub"]
             with lock:
-                stub.seen.append(Seen(self.command, self.path, dict(self.headers.items()), body))
+                stub.seen.append(
+                    Seen(self.command, self.path, dict(self.headers.items()), body, self.client_address[1])
+                )
                 n = stub.calls
             respond(self, n)
 

@@ -162,8 +162,6 @@ def test_cross_origin_refresh_refused():
     app.config["TOUCAN_EXCHANGE_URL"] = None
     client = app.test_client()
     csrf = client.get("/as/alice").get_json()["csrf"]
-    r = client.post(
-        "/toucan/token", json={}, headers={"X-Toucan-CSRF": csrf, "Origin": "https://evil.example"}
-    )
+    r = client.post("/toucan/token", json={}, headers={"X-Toucan-CSRF": csrf, "Origin": "https://evil.example"})
     assert r.status_code == 403 and r.get_json()["error"] == "csrf_failed"
     assert "Access-Control-Allow-Origin" not in r.headers

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from werkzeug.datastructures import EnvironHeaders
+from werkzeug.datastructures import Headers
 from werkzeug.http import parse_options_header
 
 from .exceptions import BadRequest, CSRFError
@@ -44,7 +44,7 @@ def host_of(url: str) -> str | None:
     return parts.netloc.lower()
 
 
-def check_same_origin(headers: EnvironHeaders, host: str) -> None:
+def check_same_origin(headers: Headers, host: str) -> None:
     """Refuse a cross-site or cross-origin request (403), whatever the headers hold.
 
     ``Origin`` is compared by host only, not scheme: behind a TLS-terminating
@@ -73,7 +73,7 @@ def check_same_origin(headers: EnvironHeaders, host: str) -> None:
         raise CSRFError("cross-origin token requests are refused")
 
 
-def check_body_headers(headers: EnvironHeaders, max_body: int) -> None:
+def check_body_headers(headers: Headers, max_body: int) -> None:
     """``Content-Length`` must be a plain number within ``max_body`` (400 otherwise)."""
     raw = headers.get("Content-Length")
     if raw is None:
@@ -84,7 +84,7 @@ def check_body_headers(headers: EnvironHeaders, max_body: int) -> None:
         raise BadRequest(f"the body is larger than {max_body} bytes")
 
 
-def check_json_content_type(headers: EnvironHeaders) -> None:
+def check_json_content_type(headers: Headers) -> None:
     """A non-empty body must say ``application/json`` (UTF-8, if a charset is named)."""
     raw = headers.get("Content-Type", "")
     mimetype, options = parse_options_header(raw)

@@ -49,9 +49,11 @@ def check_same_origin(headers: Headers, host: str) -> None:
 
     ``Origin`` is compared by host only, not scheme: behind a TLS-terminating
     proxy without ProxyFix the app sees http while the browser says https. With
-    no ``Origin`` a ``Referer`` (if any) must name this host; pages that send
-    ``Referrer-Policy: no-referrer`` send neither on some requests, and the CSRF
-    token still guards those.
+    no ``Origin`` a ``Referer`` (if any) must name this host. ``Origin: null``
+    passes only with ``Sec-Fetch-Site: same-origin`` (what a page under
+    ``Referrer-Policy: no-referrer`` sends if a script overrides the kit's
+    fetch); a sandboxed or cross-site ``null`` is refused. The CSRF token is
+    checked after this in every case.
     """
     site = headers.get("Sec-Fetch-Site")
     if site is not None and site not in FETCH_SITES:
@@ -64,6 +66,10 @@ def check_same_origin(headers: Headers, host: str) -> None:
         raise CSRFError("token requests must come from fetch() on the page")
     expected = host.lower()
     origin = headers.get("Origin")
+    if origin == "null" and site == "same-origin":
+        # A same-origin POST from a page whose Referrer-Policy is no-referrer says
+        # "Origin: null"; the browser's own Sec-Fetch-Site vouches for it.
+        return
     if origin is not None:
         if host_of(origin) != expected:
             raise CSRFError("cross-origin token requests are refused")

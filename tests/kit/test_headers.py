@@ -194,3 +194,50 @@ def test_host_of_reads_plain_origins():
     assert host_of("http://localhost") == "localhost"
     assert host_of("https://App.Example:8443/x?y") == "app.example:8443"
     assert host_of("http://[::1]:5000") == "[::1]:5000"
+
+
+def test_null_origin_passes_only_with_same_origin_fetch_metadata(host, toucan_sandbox):
+    app, _ = host()
+    client = client_for(app)
+    assert refresh(client, Origin="null", **{"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    for site in ("cross-site", "same-site", None):
+        headers = {"Origin": "null"} | ({"Sec-Fetch-Site": site} if site else {})
+        assert refresh(client, **headers).status_code == 403
+    assert refresh(client, csrf=None, Origin="null", **{"Sec-Fetch-Site": "same-origin"}).status_code == 403
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+def test_refresh_works_under_no_referrer_with_a_real_origin(browser, toucan_sandbox_factory, live_server):
+    from flask import request
+
+    from .conftest import API_KEY, make_host
+    from .test_browser import TTL, Watch, wait_until
+
+    sandbox = toucan_sandbox_factory(api_key=API_KEY, token_lifetime=TTL)
+    app, _ = make_host(sandbox)
+    seen: list[tuple[str | None, str | None]] = []
+
+    @app.before_request
+    def record() -> None:
+        if request.method == "POST" and request.path == "/toucan/token":
+            seen.append((request.headers.get("Origin"), request.headers.get("Referer")))
+
+    url = live_server(app).url
+    context = browser.new_context()
+    Watch(context, url, sandbox.url)
+    try:
+        page = context.new_page()
+        assert page.goto(f"{url}/_login/alice?org=acme").ok
+        resp = page.goto(f"{url}/page?poll=0.5")
+        assert (
+            resp.headers["referrer-policy"] == "no-referrer" and resp.headers["cache-control"] == "no-store"
+        )
+        page.wait_for_selector("#dash[data-state=ready]", timeout=10_000)
+        wait_until(page, "window.__ev.some(e => e.type === 'toucan:token-refreshed')", 3 * TTL)
+        assert seen
+        # The page's policy would make it "Origin: null"; the script's fetch keeps the real one.
+        assert all(origin == url for origin, _ in seen), seen
+        assert all(referer in (None, url + "/") for _, referer in seen), seen  # never the page's path
+    finally:
+        context.close()

@@ -133,3 +133,12 @@ def test_fuzz_logout_next(app, target, logged_in, csrf):
         return
     assert resp.status_code == 302
     assert_same_origin_path(resp.location, target)
+
+
+def test_safe_next_never_raises_on_bad_brackets():
+    from flask_toucan.redirects import safe_next
+
+    for value in ("http://[", "http://[::1", "http://a]b", "//[", "/[", "/x?//[", "/%2F%2F["):
+        assert safe_next(value) in (None, value)
+    assert safe_next("/[") == "/["
+    assert safe_next("http://[") is None

@@ -47,6 +47,7 @@ from .exceptions import (
 )
 from .extension import SESSION_ID, get_state
 from .mappers import permissions_for_kind
+from .tokens import EmbedToken
 
 log = logging.getLogger("flask_toucan")
 
@@ -247,41 +248,9 @@ class ComponentKit:
         presentation = self._presentation(options)
         server = options.get("server_url")
         server_url = _server_url(server) if server is not None else state.config.server_url
-        reason: str | None = None
-        token = None
-        scope = ""
-        try:
-            user = toucan.current_user
-            if user is None:
-                reason = "logged_out"
-            else:
-                # Permissions mapped once: PermissionDenied below means "not for this user".
-                perms = permissions_for_kind(toucan.mappers.map_permissions(user), kind)
-                token = toucan._issue_checked(user, perms)
-                scope = _scope(perms)
-        except AuthenticationRequired:
-            reason = "logged_out"
-        except AttributeMappingError as exc:
-            log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
-            reason = "no_attributes"
-        except PermissionDenied:
-            reason = "not_permitted"
-        except UpstreamRejected as exc:
-            log.warning(
-                "flask-toucan: %s withheld: Toucan rejected the token request (code %s, HTTP %s)",
-                tag,
-                loggable_code(exc.upstream_code),
-                exc.upstream_status,
-            )
-            reason = "misconfigured"
-        except UpstreamError as exc:
-            log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
-            reason = "unavailable"
-        except ToucanError as exc:  # anything else: fail closed, no component
-            log.warning("flask-toucan: %s withheld: %s", tag, type(exc).__name__)
-            reason = "unavailable"
+        token, scope, reason = _token_or_reason(tag, kind)
         if token is None:
-            return self._placeholder(reason or "unavailable", kind, presentation)
+            return self._placeholder(reason, kind, presentation)
 
         expires_in = max(0.0, token.expires_at.timestamp() - time.time())
         attrs: dict[str, str | None] = {
@@ -328,6 +297,40 @@ class ComponentKit:
             ),
         )
         return Markup(html)  # noqa: S704 - output of an autoescaped template
+
+
+def _token_or_reason(tag: str, kind: str) -> tuple[EmbedToken | None, str, str]:
+    """``(token, scope, "")`` for the current user, or ``(None, "", reason)`` for the placeholder."""
+    toucan = get_state().manager
+    try:
+        user = toucan.current_user
+        if user is None:
+            return None, "", "logged_out"
+        # Permissions mapped once: PermissionDenied below means "not for this user".
+        perms = permissions_for_kind(toucan.mappers.map_permissions(user), kind)
+        return toucan._issue_checked(user, perms), _scope(perms), ""
+    except AuthenticationRequired:
+        return None, "", "logged_out"
+    except AttributeMappingError as exc:
+        log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
+        return None, "", "no_attributes"
+    except PermissionDenied:
+        return None, "", "not_permitted"
+    except UpstreamRejected as exc:
+        # Toucan's code only: its free-text message is not ours to log or show.
+        log.warning(
+            "flask-toucan: %s withheld: Toucan rejected the token request (code %s, HTTP %s)",
+            tag,
+            loggable_code(exc.upstream_code),
+            exc.upstream_status,
+        )
+        return None, "", "misconfigured"
+    except UpstreamError as exc:
+        log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
+        return None, "", "unavailable"
+    except ToucanError as exc:  # anything else: fail closed, no component
+        log.warning("flask-toucan: %s withheld: %s", tag, type(exc).__name__)
+        return None, "", "unavailable"
 
 
 def loggable_code(code: Any) -> str:

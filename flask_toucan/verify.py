@@ -116,6 +116,35 @@ def verify_token(
     if not audience or not issuer:
         raise InvalidTokenError("verify_token needs both an audience and an issuer")
     token = _bounded(token, max_length)
+    alg, kid = _checked_header(token)
+    allowed_names = set(ASYMMETRIC_ALGORITHMS)
+    if algorithms is not None:
+        allowed_names = set(algorithms) & (allowed_names | set(HMAC_ALGORITHMS))
+    candidates = [c for c in _candidates(keys) if kid is None or c[0] == kid]
+    if kid is None and len(candidates) != 1:
+        raise InvalidTokenError("token has no kid and the key set holds more than one key")
+    if not candidates:
+        raise InvalidTokenError("no key with the token's kid")
+    _, key, key_algs = candidates[0]
+    if alg not in key_algs or alg not in allowed_names:
+        raise InvalidTokenError(f"algorithm {alg!r} is not allowed for this key")
+
+    # Claim types first (PyJWT would coerce "123" and true with int()), on the payload
+    # of a checked signature; PyJWT then checks it again along with the claims' values.
+    _check_numeric_dates(_signed_payload(token, key, alg))
+    claims = _decode(token, key, alg, audience=audience, issuer=issuer, leeway=leeway, required=required)
+
+    # Defence in depth against lenient issuer/iat handling in any PyJWT version.
+    if claims.get("iss") != issuer:
+        raise InvalidTokenError("token issuer does not match")
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or iat > time.time() + leeway:
+        raise InvalidTokenError("token is not valid yet (nbf/iat in the future)")
+    return claims
+
+
+def _checked_header(token: bytes) -> tuple[str, str | None]:
+    """``(alg, kid)`` from a header that names no key source and a real algorithm."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -129,20 +158,13 @@ def verify_token(
     kid = header.get("kid")
     if kid is not None and (not isinstance(kid, str) or not _KID.match(kid)):
         raise InvalidTokenError("token kid is not a plain key identifier")
+    return alg, kid
 
-    allowed_names = set(ASYMMETRIC_ALGORITHMS)
-    if algorithms is not None:
-        allowed_names = set(algorithms) & (allowed_names | set(HMAC_ALGORITHMS))
-    candidates = [c for c in _candidates(keys) if kid is None or c[0] == kid]
-    if kid is None and len(candidates) != 1:
-        raise InvalidTokenError("token has no kid and the key set holds more than one key")
-    if not candidates:
-        raise InvalidTokenError("no key with the token's kid")
-    _, key, key_algs = candidates[0]
-    if alg not in key_algs or alg not in allowed_names:
-        raise InvalidTokenError(f"algorithm {alg!r} is not allowed for this key")
 
-    _check_numeric_dates(_signed_payload(token, key, alg))
+def _decode(
+    token: bytes, key: Any, alg: str, *, audience: str, issuer: str, leeway: float, required: Sequence[str]
+) -> dict[str, Any]:
+    """PyJWT's signature and claim checks, each failure mapped to a clear :class:`InvalidTokenError`."""
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -165,13 +187,6 @@ def verify_token(
         raise InvalidTokenError(f"token lacks the {exc.claim!r} claim") from None
     except jwt.PyJWTError:
         raise InvalidTokenError("token signature or structure is invalid") from None
-
-    # Defence in depth against lenient issuer/iat handling in any PyJWT version.
-    if claims.get("iss") != issuer:
-        raise InvalidTokenError("token issuer does not match")
-    iat = claims.get("iat")
-    if not isinstance(iat, int | float) or iat > time.time() + leeway:
-        raise InvalidTokenError("token is not valid yet (nbf/iat in the future)")
     return claims
 
 

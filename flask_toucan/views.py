@@ -82,12 +82,14 @@ def handle_error(exc: ToucanError) -> Response:
 
 
 def handle_http_error(exc: HTTPException) -> HTTPException | Response:
-    """Werkzeug's own errors (413, a client that hung up mid-body...) as JSON on API routes."""
+    """Werkzeug's own errors as JSON on API routes: a 413, a client that hung up mid-body,
+    and the 500 Flask raises for an unexpected exception (name only, never a traceback)."""
     if request.endpoint not in JSON_ENDPOINTS or exc.code is None:
         return exc
-    response = jsonify(
-        {"error": "bad_request" if exc.code == 400 else "http_error", "message": str(exc.name)}
-    )
+    code = {400: "bad_request", 413: "payload_too_large"}.get(exc.code, "http_error")
+    if exc.code >= 500:
+        code = "internal_error"
+    response = jsonify({"error": code, "message": str(exc.name)})
     response.status_code = exc.code
     return response
 

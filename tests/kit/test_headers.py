@@ -147,7 +147,7 @@ def test_hostile_csrf_header_is_a_403(host, csrf):
 def test_http_errors_from_werkzeug_are_json_on_the_refresh_route(host):
     app, _ = host(MAX_CONTENT_LENGTH=10)
     resp = refresh(client_for(app), body=b'{"kind": "dashboard"}')
-    assert resp.status_code in (400, 413) and resp.get_json()["error"] in ("bad_request", "http_error")
+    assert resp.status_code in (400, 413) and resp.get_json()["error"] in ("bad_request", "payload_too_large")
 
 
 def test_every_refresh_answer_carries_the_headers(host, toucan_sandbox):
@@ -241,3 +241,20 @@ def test_refresh_works_under_no_referrer_with_a_real_origin(browser, toucan_sand
         assert all(referer in (None, url + "/") for _, referer in seen), seen  # never the page's path
     finally:
         context.close()
+
+
+def test_an_unexpected_exception_is_a_json_500_without_detail(host, monkeypatch):
+    """The last line of defence: still JSON, still the headers, no exception text."""
+    app, _ = host()
+    app.config.update(TESTING=False, PROPAGATE_EXCEPTIONS=False)
+
+    def boom(request: Any) -> Any:
+        raise RuntimeError("internal detail /srv/app/secret.py")
+
+    monkeypatch.setattr(app.extensions["toucan"].service.minter, "mint", boom)
+    resp = refresh(client_for(app))
+    assert resp.status_code == 500 and resp.get_json() == {
+        "error": "internal_error",
+        "message": "Internal Server Error",
+    }
+    assert "RuntimeError" not in resp.get_data(as_text=True)

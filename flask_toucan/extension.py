@@ -29,7 +29,7 @@ from .exceptions import (
     LoginError,
     ToucanError,
 )
-from .http import Transport
+from .http import Transport, make_transport
 from .mappers import (
     AttributeMapper,
     BulkMapper,
@@ -118,12 +118,7 @@ class Toucan:
                 "and signs CSRF tokens with it"
             )
         config = ToucanConfig.from_mapping(app.config)
-        transport = Transport(
-            connect_timeout=config.connect_timeout,
-            deadline=config.deadline,
-            retries=config.retries,
-            max_bytes=config.max_response_bytes,
-        )
+        transport = make_transport(config)
         store = make_store(config.store)
         limiter = rate = None
         if config.rate_limit:

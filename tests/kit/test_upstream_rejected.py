@@ -9,7 +9,7 @@ forever.
 The kit side is tested with a minter that raises :class:`UpstreamRejected`,
 so it does not depend on how the transport parses Toucan's error envelope; a
 fake Toucan answering 403 ``NO_ACTIVE_SUBSCRIPTION`` checks the api-mode path
-end to end (one upstream call, no retry).
+end to end through the real transport (one upstream call, no retry).
 """
 
 from __future__ import annotations
@@ -181,15 +181,11 @@ def test_a_403_from_toucan_is_one_upstream_call_and_never_echoed(live_server, ca
             "/toucan/token", json={"kind": "dashboard"}, headers={"X-Toucan-CSRF": client.csrf_token}
         )
     assert upstream.calls == 1  # not retried
-    assert resp.status_code in (502, 503) and resp.is_json  # 503 until the transport parses the envelope
+    assert resp.status_code == 502 and resp.is_json
     text = resp.get_data(as_text=True)
     assert TOUCAN_MESSAGE not in text + caplog.text and API_KEY not in text + caplog.text
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs the transport branch (issue 8 item 2): a 4xx envelope parsed into UpstreamRejected",
-)
 def test_a_403_from_toucan_is_a_permanent_502_and_misconfigured(live_server):
     upstream = Upstream(live_server)
     app = api_host(upstream)

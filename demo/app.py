@@ -180,7 +180,9 @@ def register_security_headers(app: Flask) -> None:
         }
         response.headers["Content-Security-Policy"] = "; ".join(f"{k} {v}" for k, v in policy.items())
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
+        # Pages carry tokens (docs/security.md): no URL leaves in a Referer, nothing is
+        # cached, no other site may frame them (frame-ancestors above).
+        response.headers["Referrer-Policy"] = "no-referrer"
         if response.mimetype == "text/html":
             response.headers["Cache-Control"] = "no-store"
         return response

@@ -14,7 +14,9 @@ Rules the kit keeps:
 * option *names* are checked against an allow-list (a typo or an unknown name
   is a :class:`ComponentOptionError` at render time, never silently emitted);
   option *values* are validated where their syntax is known (``height``,
-  ``server_url``) and always escaped by markupsafe;
+  ``server_url``, ``id``, ``class``) and always converted to plain text and
+  escaped: a :class:`~markupsafe.Markup` value gets no pass (its ``__html__``
+  is never trusted; an option is an attribute value, never markup);
 * one token per permission set per request: several components of the same
   kind reuse the token :meth:`Toucan.issue_token` memoised on ``g``.
 """
@@ -41,9 +43,11 @@ from .exceptions import (
     PermissionDenied,
     ToucanError,
     UpstreamError,
+    UpstreamRejected,
 )
 from .extension import SESSION_ID, get_state
 from .mappers import permissions_for_kind
+from .tokens import EmbedToken
 
 log = logging.getLogger("flask_toucan")
 
@@ -58,7 +62,18 @@ HEIGHT = re.compile(r"^(?:0|[1-9]\d{0,4})(?:\.\d{1,2})?(?:px|em|rem|vh|vw|%)$")
 MAX_HEIGHT_PX = 20_000
 
 #: Placeholder reasons, one per way a component can be withheld.
-REASONS = ("logged_out", "not_permitted", "no_attributes", "unavailable")
+#: ``misconfigured``: Toucan refused for good (:class:`UpstreamRejected`, e.g. no
+#: active subscription): reloading will not help, unlike ``unavailable``.
+REASONS = ("logged_out", "not_permitted", "no_attributes", "misconfigured", "unavailable")
+
+#: One CSS class name (CSS 2.1 identifier, ASCII only): no quote, no ``<``, no space.
+CLASS_TOKEN = re.compile(r"^-?[_a-zA-Z]+[_a-zA-Z0-9-]*$")
+MAX_CLASS_TOKENS = 32
+MAX_CLASS_TOKEN_LENGTH = 64
+#: An HTML id the host can also use in CSS and ``querySelector`` without escaping.
+HTML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_:.-]{0,127}$")
+#: Upstream codes as Toucan writes them (``UPPER_SNAKE``); anything else is logged as ``?``.
+_LOGGABLE_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class ComponentOptionError(TemplateRuntimeError):
@@ -77,41 +92,73 @@ def _height(value: Any) -> str:
         if not math.isfinite(value) or not 0 < value <= MAX_HEIGHT_PX:
             raise ComponentOptionError(f"height must be between 0 and {MAX_HEIGHT_PX} pixels")
         return f"{value:g}px"
-    if isinstance(value, str) and HEIGHT.match(value.strip()):
-        return value.strip()
+    if isinstance(value, str) and HEIGHT.match(str(value).strip()):
+        return str(value).strip()
     raise ComponentOptionError(
         "height must be a number of pixels or a CSS length like '480px', '30rem', '60vh' or '100%'"
     )
 
 
 def _server_url(value: Any) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
+    text = str(value) if isinstance(value, str) else None
+    try:
+        parts = urlsplit(text) if text is not None else None
+    except ValueError:  # e.g. "http://[": an unclosed IPv6 bracket
+        parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
         raise ComponentOptionError("server_url must be an absolute http(s) URL")
     if parts.username or parts.password:
         raise ComponentOptionError("server_url must not carry credentials")
-    return str(value).rstrip("/")
+    assert text is not None
+    return text.rstrip("/")
 
 
 def _text(name: str, value: Any) -> str:
+    """Plain text of a string or number option (``str()`` strips a ``Markup`` type)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ComponentOptionError(f"{name} must be a string")
     return str(value)
 
 
+def _html_id(value: Any) -> str:
+    text = _text("id", value)
+    if not HTML_ID.match(text):
+        raise ComponentOptionError(
+            "id must be an HTML id: a letter or '_' then letters, digits, '_', '-', ':' or '.' "
+            "(at most 128 characters, no spaces)"
+        )
+    return text
+
+
 def _classes(value: Any) -> str:
+    """Class names only: a space-separated string or a list of names, each a CSS identifier."""
     if isinstance(value, str):
-        return value
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return " ".join(value)
-    raise ComponentOptionError("class must be a string or a list of strings")
+        tokens = str(value).split()
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        tokens = [t for v in value for t in str(v).split()]
+    else:
+        raise ComponentOptionError("class must be a string or a list of strings")
+    if len(tokens) > MAX_CLASS_TOKENS:
+        raise ComponentOptionError(f"class takes at most {MAX_CLASS_TOKENS} class names")
+    for token in tokens:
+        if len(token) > MAX_CLASS_TOKEN_LENGTH or not CLASS_TOKEN.match(token):
+            raise ComponentOptionError(
+                "class takes class names only (letters, digits, '_' and '-', "
+                "not starting with a digit), separated by spaces"
+            )
+    return " ".join(tokens)
 
 
-def render_attributes(attrs: Mapping[str, str | None]) -> Markup:
-    """`` name="value"`` pairs, values escaped (quotes, ``<``, ``&``), ``None`` left out."""
-    # Names are the kit's own constants; every value goes through escape().
+def render_attributes(attrs: Mapping[str, Any]) -> Markup:
+    """`` name="value"`` pairs, values escaped (quotes, ``<``, ``&``), ``None`` left out.
+
+    Each value is turned into a plain ``str`` first: ``escape()`` passes a
+    ``Markup`` (anything with ``__html__``) through untouched, and an attribute
+    value is text, never markup, whoever built it.
+    """
+    # Names are the kit's own constants; every value goes through str() then escape().
     return Markup(  # noqa: S704
-        "".join(f' {name}="{escape(value)}"' for name, value in attrs.items() if value is not None)
+        "".join(f' {name}="{escape(str(value))}"' for name, value in attrs.items() if value is not None)
     )
 
 
@@ -186,7 +233,7 @@ class ComponentKit:
         ident = options.get("id")
         label = options.get("aria_label")
         return {
-            "id": None if ident is None else _text("id", ident),
+            "id": None if ident is None else _html_id(ident),
             "class": None if cls is None else _classes(cls),
             "data-theme": None if theme is None else _text("theme", theme),
             "style": None if height is None else f"height: {_height(height)}",
@@ -201,33 +248,9 @@ class ComponentKit:
         presentation = self._presentation(options)
         server = options.get("server_url")
         server_url = _server_url(server) if server is not None else state.config.server_url
-        reason: str | None = None
-        token = None
-        scope = ""
-        try:
-            user = toucan.current_user
-            if user is None:
-                reason = "logged_out"
-            else:
-                # Permissions mapped once: PermissionDenied below means "not for this user".
-                perms = permissions_for_kind(toucan.mappers.map_permissions(user), kind)
-                token = toucan._issue_checked(user, perms)
-                scope = _scope(perms)
-        except AuthenticationRequired:
-            reason = "logged_out"
-        except AttributeMappingError as exc:
-            log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
-            reason = "no_attributes"
-        except PermissionDenied:
-            reason = "not_permitted"
-        except UpstreamError as exc:
-            log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
-            reason = "unavailable"
-        except ToucanError as exc:  # anything else: fail closed, no component
-            log.warning("flask-toucan: %s withheld: %s", tag, type(exc).__name__)
-            reason = "unavailable"
+        token, scope, reason = _token_or_reason(tag, kind)
         if token is None:
-            return self._placeholder(reason or "unavailable", kind, presentation)
+            return self._placeholder(reason, kind, presentation)
 
         expires_in = max(0.0, token.expires_at.timestamp() - time.time())
         attrs: dict[str, str | None] = {
@@ -274,6 +297,45 @@ class ComponentKit:
             ),
         )
         return Markup(html)  # noqa: S704 - output of an autoescaped template
+
+
+def _token_or_reason(tag: str, kind: str) -> tuple[EmbedToken | None, str, str]:
+    """``(token, scope, "")`` for the current user, or ``(None, "", reason)`` for the placeholder."""
+    toucan = get_state().manager
+    try:
+        user = toucan.current_user
+        if user is None:
+            return None, "", "logged_out"
+        # Permissions mapped once: PermissionDenied below means "not for this user".
+        perms = permissions_for_kind(toucan.mappers.map_permissions(user), kind)
+        return toucan._issue_checked(user, perms), _scope(perms), ""
+    except AuthenticationRequired:
+        return None, "", "logged_out"
+    except AttributeMappingError as exc:
+        log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
+        return None, "", "no_attributes"
+    except PermissionDenied:
+        return None, "", "not_permitted"
+    except UpstreamRejected as exc:
+        # Toucan's code only: its free-text message is not ours to log or show.
+        log.warning(
+            "flask-toucan: %s withheld: Toucan rejected the token request (code %s, HTTP %s)",
+            tag,
+            loggable_code(exc.upstream_code),
+            exc.upstream_status,
+        )
+        return None, "", "misconfigured"
+    except UpstreamError as exc:
+        log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
+        return None, "", "unavailable"
+    except ToucanError as exc:  # anything else: fail closed, no component
+        log.warning("flask-toucan: %s withheld: %s", tag, type(exc).__name__)
+        return None, "", "unavailable"
+
+
+def loggable_code(code: Any) -> str:
+    """Toucan's error ``code`` if it looks like one, else ``?`` (no log injection, no free text)."""
+    return code if isinstance(code, str) and _LOGGABLE_CODE.match(code) else "?"
 
 
 def _session_tag() -> str:

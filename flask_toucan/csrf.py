@@ -12,9 +12,11 @@ import hmac
 from typing import Any
 
 from flask import Flask
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 SALT = "flask-toucan.csrf"
+#: A real token is ~90 characters; anything much longer is refused unread.
+MAX_TOKEN_LENGTH = 512
 
 
 def serializer(app: Flask) -> URLSafeTimedSerializer:
@@ -31,10 +33,18 @@ def make_token(app: Flask, sid: str) -> str:
 
 
 def check_token(app: Flask, token: Any, sid: Any, max_age: int) -> bool:
-    if not isinstance(token, str) or not isinstance(sid, str) or not token or len(token) > 512:
+    """Whether ``token`` is this session's; ``False`` (never an exception) for any other value.
+
+    The header is attacker text: huge, binary or non-ASCII values are refused
+    before itsdangerous sees them, and every itsdangerous error (bad base64,
+    bad signature, bad timestamp, expired) is a plain "no".
+    """
+    if not isinstance(token, str) or not isinstance(sid, str) or not token:
+        return False
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii() or not token.isprintable():
         return False
     try:
         value = serializer(app).loads(token, max_age=max_age)
-    except BadSignature:
+    except (BadData, ValueError, TypeError, OverflowError):
         return False
     return isinstance(value, str) and hmac.compare_digest(value, sid)

@@ -40,5 +40,8 @@ def _is_plain_path(value: str) -> bool:
         return False
     if value.startswith("//") or "\\" in value:
         return False
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # "http://[" and friends: not a plain path either
+        return False
     return not parts.scheme and not parts.netloc

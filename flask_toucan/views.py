@@ -11,15 +11,16 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from flask import Blueprint, current_app, jsonify, redirect, request, session, url_for
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from . import csrf
+from . import csrf, guards
+from .components import loggable_code
 from .config import ToucanConfig
 from .exceptions import (
     AuthenticationRequired,
@@ -30,6 +31,7 @@ from .exceptions import (
     RateLimited,
     ToucanError,
     UpstreamError,
+    UpstreamRejected,
 )
 from .extension import SESSION_ID, get_state
 from .mappers import KINDS
@@ -51,14 +53,60 @@ else:
     ID_TOKEN_ERRORS = (*ID_TOKEN_ERRORS, JoseError)
 
 
+#: Endpoints that answer JSON (every error too), never an HTML error page.
+JSON_ENDPOINTS = ("toucan.token", "toucan.jwks")
+
+
 def handle_error(exc: ToucanError) -> Response:
-    if exc.status_code >= 500:
+    body = exc.to_dict()
+    retry_after = exc.retry_after
+    if isinstance(exc, UpstreamRejected):
+        # Permanent: logged with Toucan's code only (its free text is not ours to
+        # repeat), and no Retry-After, so no client is told that waiting helps.
+        code = loggable_code(exc.upstream_code)
+        log.warning(
+            "flask-toucan: Toucan rejected the token request (code %s, HTTP %s)", code, exc.upstream_status
+        )
+        if "upstream_code" in body:
+            body["upstream_code"] = code
+        body.pop("retry_after", None)
+        retry_after = None
+    elif exc.status_code >= 500:
         log.warning("flask-toucan: %s: %s", type(exc).__name__, exc.message)
-    response = jsonify(exc.to_dict())
+    response = jsonify(body)
     response.status_code = exc.status_code
     response.headers["Cache-Control"] = "no-store"
-    if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(exc.retry_after)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def handle_http_error(exc: HTTPException) -> HTTPException | Response:
+    """Werkzeug's own errors as JSON on API routes: a 413, a client that hung up mid-body,
+    and the 500 Flask raises for an unexpected exception (name only, never a traceback)."""
+    if request.endpoint not in JSON_ENDPOINTS or exc.code is None:
+        return exc
+    code = {400: "bad_request", 413: "payload_too_large"}.get(exc.code, "http_error")
+    if exc.code >= 500:
+        code = "internal_error"
+    response = jsonify({"error": code, "message": str(exc.name)})
+    response.status_code = exc.code
+    return response
+
+
+def security_headers(response: Response) -> Response:
+    """Headers of every refresh answer (success and every error) and of the JWKS.
+
+    The refresh body holds a bearer token: never stored by a cache
+    (``no-store``), never leaking the page URL onward (``no-referrer``), never
+    sniffed into HTML. The JWKS is public and meant to be cached, so it keeps
+    its ``max-age``; ``no-referrer`` and ``nosniff`` cost it nothing.
+    """
+    if request.endpoint in JSON_ENDPOINTS:
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.endpoint == "toucan.token":
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -72,6 +120,8 @@ def create_blueprint(config: ToucanConfig, template_folder: str) -> Blueprint:
         static_url_path="/static",
     )
     bp.register_error_handler(ToucanError, handle_error)
+    bp.register_error_handler(HTTPException, handle_http_error)
+    bp.after_request(security_headers)
     bp.add_url_rule("/login", "login", login, methods=["GET"])
     bp.add_url_rule("/callback", "callback", callback, methods=["GET"])
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
@@ -213,13 +263,7 @@ def refresh_token() -> Response:
         response.headers["Allow"] = "POST"
         response.headers["Cache-Control"] = "no-store"
         return response
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        raise CSRFError("cross-site token requests are refused")
-    origin = request.headers.get("Origin")
-    # Host only, not scheme: behind a TLS-terminating proxy without ProxyFix the
-    # app sees http while the browser's Origin says https.
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        raise CSRFError("cross-origin token requests are refused")
+    guards.check_same_origin(request.headers, request.host)
     user = state.manager.current_user
     if user is None:
         raise AuthenticationRequired("the session has ended; log in again")
@@ -251,18 +295,22 @@ MAX_REFRESH_BODY = 1024
 
 def _small_json_body() -> Any:
     """The refresh body: empty means ``{}``; anything else must be small, valid JSON."""
-    length = request.content_length
-    if length is not None and length > MAX_REFRESH_BODY:
-        raise BadRequest(f"the body is larger than {MAX_REFRESH_BODY} bytes")
+    guards.check_body_headers(request.headers, MAX_REFRESH_BODY)
     raw = request.stream.read(MAX_REFRESH_BODY + 1)  # bounded even without Content-Length
     if len(raw) > MAX_REFRESH_BODY:
         raise BadRequest(f"the body is larger than {MAX_REFRESH_BODY} bytes")
     if not raw.strip():
         return {}
+    guards.check_json_content_type(request.headers)
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    """``NaN`` / ``Infinity`` are not JSON (RFC 8259); Python's parser accepts them by default."""
+    raise ValueError(name)
 
 
 def jwks() -> Response:

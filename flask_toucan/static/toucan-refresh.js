@@ -18,8 +18,11 @@
 //
 // Events, dispatched on document:
 //   toucan:token-refreshed  {kind, expires_in, source: "server" | "tab"}
-//   toucan:refresh-failed   {kind, status, retry_in, expired, attempt}  (status 0: network);
-//                           once more with at_expiry: true when the token expires before a retry
+//   toucan:refresh-failed   {kind, status, retry_in, expired, attempt, permanent}  (status 0: network);
+//                           once more with at_expiry: true when the token expires before a retry.
+//                           permanent: false for a transient failure (retried with backoff);
+//                           permanent: true, retry_in: null, upstream_code when Toucan rejected the
+//                           request for good (502 "upstream_rejected"): that scope is stopped, never retried
 //   toucan:session-expired  {kind, status}                              (401: stopped)
 
 const SELECTOR = "tc-dashboard[data-toucan-kind], tc-ai-assistant[data-toucan-kind]";
@@ -173,6 +176,11 @@ class Group {
         method: "POST",
         credentials: "same-origin",
         cache: "no-store",
+        // The page may say Referrer-Policy: no-referrer (docs/security.md); under it the
+        // Fetch spec serializes a POST's Origin as "null" (Chromium sends the real one
+        // anyway). strict-origin for this one request keeps the real Origin for our own
+        // endpoint and sends at most the origin, never the page's path, as Referer.
+        referrerPolicy: "strict-origin",
         headers: { "Content-Type": "application/json", [this.header]: this.csrf },
         body: JSON.stringify({ kind: this.kind }),
       });
@@ -188,6 +196,11 @@ class Group {
       return true;
     }
     const error = body && body.error;
+    if (resp.status === 502 && error === "upstream_rejected") {
+      // Toucan refused for good (e.g. NO_ACTIVE_SUBSCRIPTION): retrying cannot help.
+      this.rejected(resp.status, typeof body.upstream_code === "string" ? body.upstream_code : null);
+      return false;
+    }
     if (resp.status === 401 || (resp.status === 403 && error === "csrf_failed")) {
       // Logged out (here or in another tab), or the session changed under us.
       endSession(this.session, this.kind, resp.status, true);
@@ -208,7 +221,7 @@ class Group {
     }
     const left = this.remaining();
     emit("toucan:refresh-failed", {
-      kind: this.kind, status, retry_in: delay, expired: left <= 0, attempt: this.attempt,
+      kind: this.kind, status, retry_in: delay, expired: left <= 0, attempt: this.attempt, permanent: false,
     });
     if (left > 0 && left < delay && !this.expiryTimer) {
       // The token will expire before the next attempt: tell the page when it does.
@@ -217,11 +230,30 @@ class Group {
         this.expiryTimer = null;
         emit("toucan:refresh-failed", {
           kind: this.kind, status, retry_in: Math.max(0, (at - performance.now()) / 1000),
-          expired: true, attempt: this.attempt, at_expiry: true,
+          expired: true, attempt: this.attempt, at_expiry: true, permanent: false,
         });
       }, left * 1000);
     }
     if (!this.stopped) this.arm(delay * 1000);
+  }
+
+  // A permanent refusal: stop this scope (no re-arm, no backoff loop) and say so once,
+  // then once more when the token the page holds runs out.
+  rejected(status, upstreamCode) {
+    this.attempt += 1;
+    this.stop();
+    const left = this.remaining();
+    const detail = {
+      kind: this.kind, status, retry_in: null, expired: left <= 0, attempt: this.attempt,
+      permanent: true, upstream_code: upstreamCode,
+    };
+    emit("toucan:refresh-failed", detail);
+    if (left > 0) {
+      this.expiryTimer = setTimeout(() => {
+        this.expiryTimer = null;
+        emit("toucan:refresh-failed", { ...detail, expired: true, at_expiry: true });
+      }, left * 1000);
+    }
   }
 
   stop() {

@@ -224,3 +224,15 @@ def test_external_provider_and_toucan_are_used_instead_of_local_ones(toucan_sand
 def test_switch_account_without_a_reachable_provider_goes_back_to_sign_in() -> None:
     resp = create_app(base_config()).test_client().get("/switch-account")
     assert resp.status_code == 302 and resp.headers["Location"] == "/"
+
+
+def test_token_pages_send_the_security_headers(portal: Any) -> None:
+    """What docs/security.md asks of pages that carry tokens, on the demo's own pages."""
+    with portal.test_client(user=claims_of("alice")) as client:
+        resp = client.get("/overview")
+    assert resp.status_code == 200 and "auth-token=" in resp.get_data(as_text=True)
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert resp.headers["Cache-Control"] == "no-store"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    csp = resp.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and re.search(r"script-src 'self' 'nonce-[\w-]+'", csp)

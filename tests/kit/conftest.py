@@ -67,8 +67,21 @@ def make_host(sandbox: Any, **config: Any) -> tuple[Flask, Toucan]:
         g.nonce = secrets.token_urlsafe(16)
 
     @app.after_request
+    def token_page_headers(resp: Any) -> Any:
+        # What docs/security.md asks of pages that carry tokens; the refresh script
+        # must work under them (its fetch sets its own referrer policy).
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if resp.mimetype == "text/html":
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.after_request
     def csp(resp: Any) -> Any:
         # Strict script policy: only the nonce'd module scripts may run (nothing inline).
+        # KIT_TEST_CSP=False: no policy, so an injected inline handler would really run
+        # (what the escaping tests must be able to see).
+        if not app.config.get("KIT_TEST_CSP", True):
+            return resp
         resp.headers["Content-Security-Policy"] = (
             f"default-src 'self'; script-src 'nonce-{g.nonce}'; "
             f"connect-src 'self' {sandbox.url}; style-src 'self' 'unsafe-inline'; img-src 'self' data:"

@@ -17,6 +17,7 @@ from flask.cli import AppGroup
 
 from .exceptions import ToucanError
 from .keys import generate_private_key_pem, load_signing_key
+from .store import describe_store
 
 toucan_cli = AppGroup("toucan", help="flask-toucan: signing keys, JWKS, debug tokens.")
 
@@ -96,7 +97,7 @@ def check() -> None:
         if c.exchange_url:
             click.echo(f"exchange: {c.exchange_url}")
     click.echo(f"required attributes: {', '.join(c.required_attributes) or '(none)'}")
-    store = c.store if isinstance(c.store, str) else type(c.store).__name__
+    store = describe_store(c.store)  # never the URL: it may carry the Redis password
     click.echo(f"url prefix: {c.url_prefix}  store: {store}")
     click.echo("ok")
 

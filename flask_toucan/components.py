@@ -39,6 +39,7 @@ from .exceptions import (
     AttributeMappingError,
     AuthenticationRequired,
     PermissionDenied,
+    StoreUnavailable,
     ToucanError,
     UpstreamError,
 )
@@ -220,7 +221,7 @@ class ComponentKit:
             reason = "no_attributes"
         except PermissionDenied:
             reason = "not_permitted"
-        except UpstreamError as exc:
+        except (UpstreamError, StoreUnavailable) as exc:
             log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
             reason = "unavailable"
         except ToucanError as exc:  # anything else: fail closed, no component

@@ -57,6 +57,11 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_CSRF_MAX_AGE": None,  # default: the session lifetime
     "TOUCAN_PLACEHOLDER_TEMPLATE": "toucan/placeholder.html",
     "TOUCAN_ERROR_HANDLERS": True,
+    # store: Redis socket timeouts and the circuit breaker (see store.py, docs/deployment.md)
+    "TOUCAN_STORE_CONNECT_TIMEOUT": 0.5,
+    "TOUCAN_STORE_TIMEOUT": 0.5,
+    "TOUCAN_STORE_BREAKER_FAILURES": 3,
+    "TOUCAN_STORE_BREAKER_COOLDOWN": 2.0,
 }
 
 
@@ -117,6 +122,10 @@ class ToucanConfig:
     csrf_max_age: int
     placeholder_template: str
     error_handlers: bool
+    store_connect_timeout: float = 0.5
+    store_timeout: float = 0.5
+    store_breaker_failures: int = 3
+    store_breaker_cooldown: float = 2.0
 
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"
@@ -144,9 +153,7 @@ class ToucanConfig:
             # printable ASCII (the message never repeats the value).
             api_key = api_key.strip()
             if not all(0x21 <= ord(c) <= 0x7E for c in api_key):
-                raise ConfigurationError(
-                    "TOUCAN_API_KEY contains spaces, control or non-ASCII characters"
-                )
+                raise ConfigurationError("TOUCAN_API_KEY contains spaces, control or non-ASCII characters")
             path = get("TOUCAN_TOKEN_PATH")
             if not isinstance(path, str) or not path.startswith("/"):
                 raise ConfigurationError("TOUCAN_TOKEN_PATH must be a path starting with '/'")
@@ -209,6 +216,7 @@ class ToucanConfig:
         script = get("TOUCAN_EMBED_SCRIPT_URL")
         server = get("TOUCAN_SERVER_URL")
         return cls(
+            **_store_settings(get),
             mode=mode,
             base_url=base_url,
             api_key=api_key if mode == "api" else None,
@@ -216,7 +224,9 @@ class ToucanConfig:
             embed_script_url=_http_url("TOUCAN_EMBED_SCRIPT_URL", script)
             if script
             else (f"{base_url}/embed/embed.js" if base_url else None),
-            server_url=_http_url("TOUCAN_SERVER_URL", server) if server else (f"{base_url}/api" if base_url else None),
+            server_url=_http_url("TOUCAN_SERVER_URL", server)
+            if server
+            else (f"{base_url}/api" if base_url else None),
             user_role=str(get("TOUCAN_USER_ROLE")),
             keys=keys,
             issuer=issuer,
@@ -259,3 +269,20 @@ class ToucanConfig:
         aggressive deployments) still get served at all.
         """
         return min(self.refresh_margin, lifetime / 4)
+
+
+def _store_settings(get: Any) -> dict[str, Any]:
+    """The store's Redis timeouts and circuit breaker (area: store)."""
+    failures = get("TOUCAN_STORE_BREAKER_FAILURES")
+    if isinstance(failures, bool) or not isinstance(failures, int) or not 1 <= failures <= 1000:
+        raise ConfigurationError("TOUCAN_STORE_BREAKER_FAILURES must be an integer from 1 to 1000")
+    return {
+        "store_connect_timeout": _positive_number(
+            "TOUCAN_STORE_CONNECT_TIMEOUT", get("TOUCAN_STORE_CONNECT_TIMEOUT")
+        ),
+        "store_timeout": _positive_number("TOUCAN_STORE_TIMEOUT", get("TOUCAN_STORE_TIMEOUT")),
+        "store_breaker_failures": failures,
+        "store_breaker_cooldown": _positive_number(
+            "TOUCAN_STORE_BREAKER_COOLDOWN", get("TOUCAN_STORE_BREAKER_COOLDOWN")
+        ),
+    }

@@ -317,7 +317,12 @@ def limits_storage_options(spec: Any, connect_timeout: float, timeout: float) ->
 
 
 def limits_storage_uri(spec: Any) -> str:
-    """The ``limits`` storage matching ``TOUCAN_STORE`` (Redis is shared; else per process)."""
+    """The ``limits`` storage matching ``TOUCAN_STORE`` (Redis is shared; else per process).
+
+    ``limits`` spells a Redis unix socket ``redis+unix://``.
+    """
+    if isinstance(spec, str) and spec.startswith("unix://"):
+        return "redis+" + spec
     if isinstance(spec, str) and spec.startswith(REDIS_SCHEMES):
         return spec
     return "memory://"

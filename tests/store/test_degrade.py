@@ -236,7 +236,7 @@ def test_store_settings_are_validated(key: str, value: Any) -> None:
 def down_app() -> Any:
     """An app on fakeredis, a user logged in, then the server disconnected."""
     server, cache = disconnected_redis()
-    app, toucan = make_store_app(cache, TOUCAN_STORE_BREAKER_COOLDOWN=0.05)
+    app, _ = make_store_app(cache, TOUCAN_STORE_BREAKER_COOLDOWN=0.05)
     client = app.test_client()
     csrf = login(client)
     assert client.get("/page").status_code == 200

@@ -44,9 +44,9 @@ def make_store_app(store: Any, **config: Any) -> tuple[Flask, Toucan]:
     return app, toucan
 
 
-def login(client: Any, sub: str = "alice", org: str = "acme") -> str:
+def login(client: Any, sub: str = "alice", org: str = "acme", base: str = "") -> str:
     """Log ``sub`` in through the app's own login; the CSRF token for the refresh endpoint."""
-    resp = client.post("/login", json={"sub": sub, "iss": "https://idp.test", "org": org})
+    resp = client.post(f"{base}/login", json={"sub": sub, "iss": "https://idp.test", "org": org})
     assert resp.status_code == 200, resp.status_code
     csrf: str = resp.get_json()["csrf"] if hasattr(resp, "get_json") else resp.json()["csrf"]
     return csrf

@@ -36,11 +36,12 @@ class FlakyCache(SimpleCache):
         super().__init__(default_timeout=0)
         self.down = False
         self.calls = 0
+        self.error_text = "Error 111 connecting to 10.0.0.7:6379. Connection refused."
 
     def _check(self) -> None:
         self.calls += 1
         if self.down:
-            raise redis.ConnectionError("Error 111 connecting to 10.0.0.7:6379. Connection refused.")
+            raise redis.ConnectionError(self.error_text)
 
     def get(self, key: str) -> Any:
         self._check()
@@ -340,3 +341,31 @@ def _eventually(check: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)  # poll interval, not the wait itself
     return False
+
+
+def test_no_redis_password_or_host_in_any_degraded_answer(caplog: Any) -> None:
+    """Store errors whose text quotes the URL: no body, header or log line repeats it."""
+    inner = FlakyCache()
+    inner.error_text = f"Error 111 connecting to {DEAD_REDIS}. Connection refused."
+    app, _ = make_store_app(inner)
+    client = app.test_client()
+    csrf = login(client)
+    inner.down = True
+    answers = [
+        client.get("/page"),
+        client.get("/whoami"),
+        client.get("/whoami", headers={"Accept": "application/json"}),
+        client.post("/toucan/token", json={}, headers={"X-Toucan-CSRF": csrf}),
+        client.post("/toucan/logout", data={"csrf_token": csrf}),
+        client.post("/login", json={"sub": "bob", "iss": "https://idp.test", "org": "acme"}),
+    ]
+    assert [r.status_code for r in answers] == [200, 503, 503, 503, 503, 503]
+    text = "".join(r.get_data(as_text=True) + str(r.headers) for r in answers) + caplog.text
+    assert PASSWORD not in text and "127.0.0.1" not in text
+
+
+def test_login_against_a_dead_redis_is_503() -> None:
+    app, _ = make_store_app(DEAD_REDIS, TOUCAN_STORE_CONNECT_TIMEOUT=0.2, TOUCAN_STORE_TIMEOUT=0.2)
+    resp = app.test_client().post("/login", json={"sub": "alice", "iss": "https://idp.test", "org": "acme"})
+    assert resp.status_code == 503
+    assert PASSWORD not in resp.get_data(as_text=True)

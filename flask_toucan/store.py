@@ -162,6 +162,7 @@ class GuardedStore(BaseCache):
     """
 
     def __init__(self, inner: BaseCache, kind: str, breaker: CircuitBreaker | None = None) -> None:
+        super().__init__(default_timeout=0)
         self.inner = inner
         self.kind = kind
         self.breaker = breaker if breaker is not None else CircuitBreaker(kind)

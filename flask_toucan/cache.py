@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +22,10 @@ from typing import Any
 
 from cachelib import BaseCache
 
+from .exceptions import StoreUnavailable
 from .tokens import EmbedToken, utc_from_timestamp
+
+log = logging.getLogger("flask_toucan")
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
@@ -49,11 +53,12 @@ class TokenCache:
         ttl = int(serve_until - time.time())
         if ttl <= 0:
             return
-        self.store.set(
-            key,
-            {"value": token.value, "exp": exp, "serve_until": serve_until, "claims": dict(token.claims)},
-            timeout=ttl,
-        )
+        entry = {"value": token.value, "exp": exp, "serve_until": serve_until, "claims": dict(token.claims)}
+        try:
+            self.store.set(key, entry, timeout=ttl)
+        except StoreUnavailable as exc:
+            # The token is minted and good: serve it; the next request mints again.
+            log.warning("flask-toucan: token not cached: %s", exc.message)
 
 
 class SingleFlight:

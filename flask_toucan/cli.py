@@ -24,6 +24,7 @@ from .config import ToucanConfig
 from .exceptions import ToucanError
 from .http import redact_url
 from .keys import generate_private_key_pem, load_signing_key
+from .store import describe_store
 
 toucan_cli = AppGroup("toucan", help="flask-toucan: signing keys, JWKS, debug tokens.")
 
@@ -143,7 +144,7 @@ def _summary(c: ToucanConfig) -> None:
         if c.exchange_url:
             click.echo(f"exchange: {redact_url(c.exchange_url)}")
     click.echo(f"required attributes: {', '.join(c.required_attributes) or '(none)'}")
-    store = redact_url(c.store) if isinstance(c.store, str) else type(c.store).__name__
+    store = describe_store(c.store)  # never the URL: it may carry the Redis password
     click.echo(f"url prefix: {c.url_prefix}  store: {store}")
     proxy = redact_url(c.http_proxy) if c.http_proxy else "none"
     env = " (environment proxies trusted)" if c.trust_env else ""

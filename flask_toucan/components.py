@@ -41,6 +41,7 @@ from .exceptions import (
     AttributeMappingError,
     AuthenticationRequired,
     PermissionDenied,
+    StoreUnavailable,
     ToucanError,
     UpstreamError,
     UpstreamRejected,
@@ -325,7 +326,7 @@ def _token_or_reason(tag: str, kind: str) -> tuple[EmbedToken | None, str, str]:
             exc.upstream_status,
         )
         return None, "", "misconfigured"
-    except UpstreamError as exc:
+    except (UpstreamError, StoreUnavailable) as exc:
         log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
         return None, "", "unavailable"
     except ToucanError as exc:  # anything else: fail closed, no component

@@ -70,6 +70,11 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_HTTP_PROXY": None,
     "TOUCAN_HTTP_CA_BUNDLE": None,  # default: certifi's bundle (what requests uses)
     "TOUCAN_HTTP_TRUST_ENV": False,
+    # store: Redis socket timeouts and the circuit breaker (see store.py, docs/deployment.md)
+    "TOUCAN_STORE_CONNECT_TIMEOUT": 0.5,
+    "TOUCAN_STORE_TIMEOUT": 0.5,
+    "TOUCAN_STORE_BREAKER_FAILURES": 3,
+    "TOUCAN_STORE_BREAKER_COOLDOWN": 2.0,
 }
 
 #: The client authentication methods of the classic exchange (Authlib's names).
@@ -234,6 +239,10 @@ class ToucanConfig:
     http_proxy: str | None = None
     ca_bundle: str | None = None
     trust_env: bool = False
+    store_connect_timeout: float = 0.5
+    store_timeout: float = 0.5
+    store_breaker_failures: int = 3
+    store_breaker_cooldown: float = 2.0
 
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"
@@ -327,6 +336,7 @@ class ToucanConfig:
         script = get("TOUCAN_EMBED_SCRIPT_URL")
         server = get("TOUCAN_SERVER_URL")
         return cls(
+            **_store_settings(get),
             mode=mode,
             base_url=base_url,
             api_key=api_key if mode == "api" else None,
@@ -381,3 +391,20 @@ class ToucanConfig:
         aggressive deployments) still get served at all.
         """
         return min(self.refresh_margin, lifetime / 4)
+
+
+def _store_settings(get: Any) -> dict[str, Any]:
+    """The store's Redis timeouts and circuit breaker (area: store)."""
+    failures = get("TOUCAN_STORE_BREAKER_FAILURES")
+    if isinstance(failures, bool) or not isinstance(failures, int) or not 1 <= failures <= 1000:
+        raise ConfigurationError("TOUCAN_STORE_BREAKER_FAILURES must be an integer from 1 to 1000")
+    return {
+        "store_connect_timeout": _positive_number(
+            "TOUCAN_STORE_CONNECT_TIMEOUT", get("TOUCAN_STORE_CONNECT_TIMEOUT")
+        ),
+        "store_timeout": _positive_number("TOUCAN_STORE_TIMEOUT", get("TOUCAN_STORE_TIMEOUT")),
+        "store_breaker_failures": failures,
+        "store_breaker_cooldown": _positive_number(
+            "TOUCAN_STORE_BREAKER_COOLDOWN", get("TOUCAN_STORE_BREAKER_COOLDOWN")
+        ),
+    }

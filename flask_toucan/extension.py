@@ -27,6 +27,7 @@ from .exceptions import (
     AuthenticationRequired,
     ConfigurationError,
     LoginError,
+    StoreUnavailable,
     ToucanError,
 )
 from .http import Transport, make_transport
@@ -42,7 +43,15 @@ from .mappers import (
     permissions_for_kind,
 )
 from .minting import MintRequest, TokenService, make_service
-from .store import SessionRegistry, limits_storage_uri, make_store
+from .store import (
+    CircuitBreaker,
+    GuardedLimiter,
+    SessionRegistry,
+    limits_storage_options,
+    limits_storage_uri,
+    make_store,
+    store_kind,
+)
 from .tokens import EmbedToken
 from .user import MAX_SESSION_CLAIMS_BYTES, PROTOCOL_CLAIMS, ToucanUser
 
@@ -73,7 +82,7 @@ class ToucanState:
     store: Any
     sessions: SessionRegistry
     service: TokenService
-    limiter: MovingWindowRateLimiter | None
+    limiter: GuardedLimiter | None
     rate: Any
 
     def __repr__(self) -> str:
@@ -120,16 +129,7 @@ class Toucan:
             )
         config = ToucanConfig.from_mapping(app.config)
         transport = make_transport(config)
-        store = make_store(config.store)
-        limiter = rate = None
-        if config.rate_limit:
-            try:
-                rate = parse_rate(config.rate_limit)
-            except ValueError:
-                raise ConfigurationError(
-                    "TOUCAN_RATE_LIMIT must look like '30/minute' (or be None to disable)"
-                ) from None
-            limiter = MovingWindowRateLimiter(storage_from_string(limits_storage_uri(config.store)))
+        store, limiter, rate = _build_store(config)
         app.extensions["toucan"] = ToucanState(
             manager=self,
             config=config,
@@ -143,10 +143,15 @@ class Toucan:
         )
         from . import components, views
         from .cli import toucan_cli
+        from .degrade import handle_store_unavailable
 
-        app.register_blueprint(views.create_blueprint(config, _template_folder()))
+        blueprint = views.create_blueprint(config, _template_folder())
+        # Pages and login views get an HTML 503, the refresh endpoint JSON (degrade.py).
+        blueprint.register_error_handler(StoreUnavailable, handle_store_unavailable)
+        app.register_blueprint(blueprint)
         if config.error_handlers:
             app.register_error_handler(ToucanError, views.handle_error)
+            app.register_error_handler(StoreUnavailable, handle_store_unavailable)
         components.init_app(app)
         app.cli.add_command(toucan_cli)
 
@@ -254,15 +259,32 @@ class Toucan:
 
     @property
     def current_user(self) -> ToucanUser | None:
-        """The logged-in user, or ``None`` (also after logout, even with an old cookie)."""
+        """The logged-in user, or ``None`` (also after logout, even with an old cookie).
+
+        Raises :class:`StoreUnavailable` when the session record cannot be read
+        (the store is down): neither "logged in" (fail closed) nor "logged out"
+        (which would send the user to a login that cannot work, and end the
+        page's refresh loop with a 401). Component macros turn it into the
+        ``unavailable`` placeholder, the refresh endpoint into a 503 with
+        ``Retry-After``, any other view into an HTML 503 page. One attempt per
+        request: the failure is remembered on ``g``.
+        """
         if not has_request_context():
             return None
         if "_toucan_user" in g:
             cached: ToucanUser | None = g._toucan_user
             return cached
+        if "_toucan_user_error" in g:
+            raise g._toucan_user_error
         user = ToucanUser.from_session(session.get(SESSION_USER))
-        if user is not None and not _state().sessions.is_active(session.get(SESSION_ID), _subject_key(user)):
-            user = None
+        try:
+            if user is not None and not _state().sessions.is_active(
+                session.get(SESSION_ID), _subject_key(user)
+            ):
+                user = None
+        except StoreUnavailable as exc:
+            g._toucan_user_error = exc
+            raise
         g._toucan_user = user
         return user
 
@@ -330,11 +352,14 @@ class Toucan:
         return token
 
     def can(self, kind: str, user: ToucanUser | None = None) -> bool:
-        """Whether ``user`` (default: current) may have a token for a component ``kind``."""
-        user = user if user is not None else self.current_user
-        if user is None:
-            return False
+        """Whether ``user`` (default: current) may have a token for a component ``kind``.
+
+        ``False`` too while the store is down (no token can be had then).
+        """
         try:
+            user = user if user is not None else self.current_user
+            if user is None:
+                return False
             permissions_for_kind(self.mappers.map_permissions(user), kind)
         except ToucanError:
             return False
@@ -356,6 +381,32 @@ class Toucan:
         if keys is None or keys.current.is_hmac:
             return {"keys": []}
         return keys.jwks()
+
+
+def _build_store(config: ToucanConfig) -> tuple[Any, GuardedLimiter | None, Any]:
+    """The guarded store, and the refresh endpoint's rate limiter sharing its breaker."""
+    breaker = CircuitBreaker(
+        store_kind(config.store),
+        failures=config.store_breaker_failures,
+        cooldown=config.store_breaker_cooldown,
+    )
+    store = make_store(
+        config.store,
+        connect_timeout=config.store_connect_timeout,
+        timeout=config.store_timeout,
+        breaker=breaker,
+    )
+    if not config.rate_limit:
+        return store, None, None
+    try:
+        rate = parse_rate(config.rate_limit)
+    except ValueError:
+        raise ConfigurationError(
+            "TOUCAN_RATE_LIMIT must look like '30/minute' (or be None to disable)"
+        ) from None
+    options = limits_storage_options(config.store, config.store_connect_timeout, config.store_timeout)
+    storage = storage_from_string(limits_storage_uri(config.store), **options)
+    return store, GuardedLimiter(MovingWindowRateLimiter(storage), store.breaker), rate
 
 
 def _subject_key(user: ToucanUser) -> str:

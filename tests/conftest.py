@@ -103,3 +103,34 @@ def artifacts_dir() -> str:
     path = os.path.join(os.path.dirname(__file__), "..", "test-artifacts")
     os.makedirs(path, exist_ok=True)
     return os.path.abspath(path)
+
+
+@pytest.fixture
+def redis_server_factory() -> Iterator[Callable[..., Any]]:
+    """Factory: ``redis_server_factory(persistent=False)`` -> a started real ``redis-server``.
+
+    On a unix socket in a directory of its own; ``.url``, ``.stop()``,
+    ``.start()``, ``.restart()``. All are stopped and removed after the test.
+    """
+    from .redis_server import REDIS_SERVER, RedisServer
+
+    if not os.path.exists(REDIS_SERVER):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; .ci/run installs it with apt-get")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    started: list[RedisServer] = []
+
+    def factory(*, persistent: bool = False) -> RedisServer:
+        server = RedisServer(persistent=persistent)
+        started.append(server)
+        return server.start()
+
+    yield factory
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
+def redis_server(redis_server_factory: Callable[..., Any]) -> Any:
+    """A real ``redis-server`` without persistence (see ``redis_server_factory``)."""
+    return redis_server_factory()

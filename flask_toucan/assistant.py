@@ -183,7 +183,10 @@ class AssistantSession:
     def call(
         self, name: str, arguments: Mapping[str, Any] | None = None, *, on_progress: ProgressFn | None = None
     ) -> dict[str, Any]:
-        """Call a tool: ``{"text", "structured", "content"}``; a tool error raises :class:`UpstreamRejected`."""
+        """Call a tool: ``{"text", "structured", "content"}``.
+
+        A tool error raises :class:`UpstreamRejected` carrying the tool's ``code``.
+        """
         args = dict(arguments or {})
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
@@ -194,7 +197,9 @@ class AssistantSession:
             return await client.call_tool(name, args, progress_callback=progress)
 
         result = self._run(run)
-        content = [block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in result.content]
+        content = [
+            block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in result.content
+        ]
         text = "".join(block.get("text", "") for block in content if block.get("type") == "text")
         if result.is_error:
             code = _error_code(text[text.find("{") :].encode()) if "{" in text else None
@@ -279,7 +284,9 @@ class AssistantSession:
         if self._unreachable:
             return UpstreamError(f"the assistant at {self.host} is unreachable", retry_after=5)
         if isinstance(leaf, TimeoutError):
-            return UpstreamError(f"the assistant at {self.host} did not answer within the deadline", retry_after=5)
+            return UpstreamError(
+                f"the assistant at {self.host} did not answer within the deadline", retry_after=5
+            )
         from mcp.shared.exceptions import MCPError
 
         if isinstance(leaf, MCPError):

@@ -8,6 +8,7 @@ value.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_CSRF_MAX_AGE": None,  # default: the session lifetime
     "TOUCAN_PLACEHOLDER_TEMPLATE": "toucan/placeholder.html",
     "TOUCAN_ERROR_HANDLERS": True,
+    # -- mcp (bring your own chat) --
+    "TOUCAN_ASSISTANT_ROUTE": False,  # POST {prefix}/assistant/ask for a host chat
 }
 
 
@@ -78,6 +81,15 @@ def _http_url(name: str, value: Any) -> str:
     if parts.username or parts.password:
         raise ConfigurationError(f"{name} must not carry credentials")
     return value.rstrip("/")
+
+
+def _assistant_route(value: Any) -> bool:
+    """``TOUCAN_ASSISTANT_ROUTE``: a bool; when on, the ``mcp`` extra must be installed."""
+    if not isinstance(value, bool):
+        raise ConfigurationError("TOUCAN_ASSISTANT_ROUTE must be True or False")
+    if value and importlib.util.find_spec("mcp") is None:  # found, not imported
+        raise ConfigurationError("TOUCAN_ASSISTANT_ROUTE needs the MCP SDK: pip install 'flask-toucan[mcp]'")
+    return value
 
 
 @dataclass(frozen=True, repr=False)
@@ -117,6 +129,7 @@ class ToucanConfig:
     csrf_max_age: int
     placeholder_template: str
     error_handlers: bool
+    assistant_route: bool = False
 
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"
@@ -250,6 +263,7 @@ class ToucanConfig:
             csrf_max_age=int(csrf_max_age),
             placeholder_template=get("TOUCAN_PLACEHOLDER_TEMPLATE"),
             error_handlers=bool(get("TOUCAN_ERROR_HANDLERS")),
+            assistant_route=_assistant_route(get("TOUCAN_ASSISTANT_ROUTE")),
         )
 
     def margin_for(self, lifetime: float) -> float:

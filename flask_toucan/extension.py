@@ -151,7 +151,12 @@ class Toucan:
         from . import components, views
         from .cli import toucan_cli
 
-        app.register_blueprint(views.create_blueprint(config, _template_folder()))
+        blueprint = views.create_blueprint(config, _template_folder())
+        if config.assistant_route:
+            from . import assistant_views
+
+            assistant_views.add_routes(blueprint)
+        app.register_blueprint(blueprint)
         if config.error_handlers:
             app.register_error_handler(ToucanError, views.handle_error)
         components.init_app(app)

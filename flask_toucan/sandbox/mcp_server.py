@@ -162,13 +162,21 @@ class McpEndpoint:
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         challenge = [("WWW-Authenticate", 'Bearer realm="toucan-sandbox"')]
         if scheme.lower() != "bearer" or not token.strip():
-            return "401 Unauthorized", _err("MISSING_TOKEN", "send the embed token as a Bearer token"), challenge
+            return (
+                "401 Unauthorized",
+                _err("MISSING_TOKEN", "send the embed token as a Bearer token"),
+                challenge,
+            )
         try:
             grant = grant_of(self.state, token.strip())
         except TokenRejected as exc:
             return "401 Unauthorized", _err(exc.code.upper(), exc.message), challenge
         if not self.faults["subscription"]:
-            return "403 Forbidden", _err("NO_ACTIVE_SUBSCRIPTION", "this workspace has no active subscription"), []
+            return (
+                "403 Forbidden",
+                _err("NO_ACTIVE_SUBSCRIPTION", "this workspace has no active subscription"),
+                [],
+            )
         if not grant.allows("ai", "can_query"):
             return "403 Forbidden", _err("FORBIDDEN", "the token lacks the ai.can_query permission"), []
         return None
@@ -262,8 +270,10 @@ def compute(endpoint: McpEndpoint, grant: Grant, thread: ThreadState) -> dict[st
     except RuleError as exc:
         raise tool_error(exc.code.upper(), str(exc)) from None
     for column, value in sorted(thread.filters.items()):
-        where, params = f"({where}) AND \"{column}\" = ?", [*params, value]
-    question = _CANONICAL.get(thread.kind, f"top {thread.n} products" if thread.kind == "top_products" else "")
+        where, params = f'({where}) AND "{column}" = ?', [*params, value]
+    question = _CANONICAL.get(
+        thread.kind, f"top {thread.n} products" if thread.kind == "top_products" else ""
+    )
     org = grant.attributes.get("organization_id")
     with connect(endpoint.state.data_file) as conn:
         name = organization_name(conn, org) if isinstance(org, str) else "your organisation"
@@ -307,7 +317,9 @@ def build_server(endpoint: McpEndpoint) -> MCPServer:
             "to pass back for follow-up questions."
         ),
     )
-    async def ask_toucan_assistant(question: str, ctx: Context, threadId: str | None = None) -> CallToolResult:  # noqa: N803 - Toucan's name
+    async def ask_toucan_assistant(
+        question: str, ctx: Context, threadId: str | None = None
+    ) -> CallToolResult:
         await ctx.report_progress(0, 3, "Reading your question")
         if not question.strip() or len(question) > assistant.MAX_QUESTION:
             raise tool_error("INVALID_REQUEST", f"question must be 1..{assistant.MAX_QUESTION} characters")
@@ -337,7 +349,9 @@ def build_server(endpoint: McpEndpoint) -> MCPServer:
             content=[TextContent(type="text", text=json.dumps(envelope))], structured_content=envelope
         )
 
-    @server.prompt(name="tool-usage", description="What the host LLM needs to know to relay Toucan's answers.")
+    @server.prompt(
+        name="tool-usage", description="What the host LLM needs to know to relay Toucan's answers."
+    )
     def tool_usage() -> str:
         return TOOL_USAGE
 

@@ -22,11 +22,13 @@ NO_AI = {"sub": "carol", "iss": "https://idp.test", "org": "acme", "no_ai": True
 def make_app(base_url: str, api_key: str, **config: Any) -> tuple[Flask, Toucan]:
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY="test-secret",
-        TOUCAN_BASE_URL=base_url,
-        TOUCAN_API_KEY=api_key,
-        TOUCAN_ASSISTANT_ROUTE=True,
-        **config,
+        {
+            "SECRET_KEY": "test-secret",
+            "TOUCAN_BASE_URL": base_url,
+            "TOUCAN_API_KEY": api_key,
+            "TOUCAN_ASSISTANT_ROUTE": True,
+            **config,
+        }
     )
     app.test_client_class = ToucanTestClient
     toucan = Toucan(app)

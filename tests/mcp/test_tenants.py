@@ -17,7 +17,8 @@ def region_totals(data_file: str, org: str, product: str | None = None) -> list[
     extra, params = ("AND product = ?", [product]) if product else ("", [])
     rows = sql(
         data_file,
-        f"SELECT region, SUM(amount) FROM sales WHERE organization_id = ? {extra} GROUP BY region ORDER BY region",
+        f"SELECT region, SUM(amount) FROM sales WHERE organization_id = ? {extra} "
+        "GROUP BY region ORDER BY region",
         org,
         *params,
     )
@@ -93,7 +94,9 @@ def test_tools_and_prompt(as_user):
     with as_user(ACME) as toucan, toucan.assistant() as assistant:
         tools = assistant.tools()
         usage = assistant.prompt("tool-usage")
-        assistant.ask("top 3 products", on_progress=lambda done, total, msg: progress.append((done, total, msg)))
+        assistant.ask(
+            "top 3 products", on_progress=lambda done, total, msg: progress.append((done, total, msg))
+        )
     (tool,) = tools
     assert tool["name"] == "ask_toucan_assistant"
     assert tool["input_schema"]["required"] == ["question"]

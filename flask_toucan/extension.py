@@ -47,6 +47,7 @@ from .user import MAX_SESSION_CLAIMS_BYTES, PROTOCOL_CLAIMS, ToucanUser
 
 if TYPE_CHECKING:
     from .assistant import AssistantSession
+    from .headless import HeadlessClient
 
 log = logging.getLogger("flask_toucan")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -358,6 +359,18 @@ class Toucan:
             deadline=state.config.deadline,
             connect_timeout=state.config.connect_timeout,
             refresh_margin=state.config.refresh_margin,
+        )
+
+    @property
+    def api(self) -> HeadlessClient:
+        """The headless REST API as the current user: ``toucan.api.dashboard(id)`` / ``.chart(id)``."""
+        from .headless import HeadlessClient
+
+        state = _state()
+        if state.config.server_url is None:
+            raise ConfigurationError("the headless API needs TOUCAN_SERVER_URL (or TOUCAN_BASE_URL)")
+        return HeadlessClient(
+            state.transport, state.config.server_url, lambda kind: self.issue_token(kind=kind)
         )
 
     def csrf_token(self) -> str:

@@ -86,6 +86,13 @@ class Transport:
 
     def post(self, url: str, *, what: str, **kwargs: Any) -> Response:
         """POST with retries under one deadline; returns the final non-retryable response."""
+        return self._send("POST", url, what, kwargs)
+
+    def get(self, url: str, *, what: str, **kwargs: Any) -> Response:
+        """GET (the headless API) under the same deadline, retries and size cap as :meth:`post`."""
+        return self._send("GET", url, what, kwargs)
+
+    def _send(self, method: str, url: str, what: str, kwargs: dict[str, Any]) -> Response:
         host = urlsplit(url).netloc
         deadline_at = time.monotonic() + self.deadline
         retry = self.retry
@@ -97,7 +104,7 @@ class Transport:
             resp: Response | None = None
             raw: Any = None
             try:
-                resp, raw = self._attempt(url, kwargs, deadline_at, what, host)
+                resp, raw = self._attempt(method, url, kwargs, deadline_at, what, host)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 error = exc
             except requests.RequestException as exc:
@@ -114,7 +121,7 @@ class Transport:
             # Retryable: ask urllib3's Retry whether another attempt is allowed.
             try:
                 retry = retry.increment(
-                    method="POST", url=url, response=raw, error=None if resp else _as_urllib3(error)
+                    method=method, url=url, response=raw, error=None if resp else _as_urllib3(error)
                 )
             except Exception:
                 raise self._final_error(what, host, resp) from None
@@ -128,11 +135,11 @@ class Transport:
             time.sleep(delay)
 
     def _attempt(
-        self, url: str, kwargs: dict[str, Any], deadline_at: float, what: str, host: str
+        self, method: str, url: str, kwargs: dict[str, Any], deadline_at: float, what: str, host: str
     ) -> tuple[Response, Any]:
         remaining = deadline_at - time.monotonic()
         read_timeout = max(0.05, min(remaining, 2.0))
-        r = self.session.post(
+        r = getattr(self.session, method.lower())(
             url,
             timeout=(min(self.connect_timeout, remaining), read_timeout),
             allow_redirects=False,

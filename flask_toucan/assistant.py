@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from typing import Any
@@ -137,6 +138,7 @@ class AssistantSession:
 
     @asynccontextmanager
     async def _connection(self) -> Any:
+        import anyio
         import httpx2
         from mcp import Client
         from mcp.client.streamable_http import streamable_http_client
@@ -152,20 +154,26 @@ class AssistantSession:
                 self._failure = (response.status_code, _error_code(response.content))
 
         timeout = httpx2.Timeout(self.deadline, connect=min(self.connect_timeout, self.deadline))
-        async with httpx2.AsyncClient(
-            timeout=timeout,
-            transport=_recording_transport(self),
-            event_hooks={"request": [authorize], "response": [record]},
-            trust_env=False,
-            follow_redirects=False,
-        ) as http:
-            client = Client(
-                streamable_http_client(self.url, http_client=http),
-                read_timeout_seconds=self.deadline,
-                client_info=_client_info(),
-            )
-            async with client:
-                yield client
+        # One scope around the whole connection, so the SDK's task groups nest inside it:
+        # the deadline bounds the handshake (probe + fallback), then is lifted while held.
+        with anyio.CancelScope(deadline=anyio.current_time() + self.deadline) as scope:
+            async with httpx2.AsyncClient(
+                timeout=timeout,
+                transport=_recording_transport(self),
+                event_hooks={"request": [authorize], "response": [record]},
+                trust_env=False,
+                follow_redirects=False,
+            ) as http:
+                client = Client(
+                    streamable_http_client(self.url, http_client=http),
+                    read_timeout_seconds=self.deadline,
+                    client_info=_client_info(),
+                )
+                async with client:
+                    scope.deadline = math.inf
+                    yield client
+                    return
+        raise TimeoutError("the MCP handshake did not finish within the deadline")
 
     # -------------------------------------------------------------- the API
     def tools(self) -> list[dict[str, Any]]:

@@ -23,7 +23,9 @@ def test_own_chat_example(monkeypatch, toucan_sandbox):
     client.post("/my-login", data={"username": "alice"})
     first = client.post("/ask", json={"question": "What are my total sales?"}).get_json()
     assert first["schema"] == "toucan-mcp-v1" and first["answer"].startswith("Total sales for Acme")
-    follow = client.post("/ask", json={"question": "and by month?", "thread_id": first["threadId"]}).get_json()
+    follow = client.post(
+        "/ask", json={"question": "and by month?", "thread_id": first["threadId"]}
+    ).get_json()
     assert follow["threadId"] == first["threadId"] and len(follow["visualizations"][0]["rows"]) == 12
     relayed = client.post("/llm-chat", json={"question": "top 3 products"}).get_json()
     assert json.loads(relayed["answer"])["answer"].startswith("Top 3 products for Acme")

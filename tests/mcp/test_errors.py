@@ -135,3 +135,21 @@ def test_errors_never_quote_the_token(toucan_sandbox, mcp_endpoint):
             assistant.tools()
     assert secret not in str(info.value) and secret not in repr(info.value)
     assert secret not in str(info.value.to_dict())
+
+
+def test_silent_server_is_bounded():
+    """A server that accepts the connection and never answers: UpstreamError within the deadline."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        token = EmbedToken("opaque", utc_from_timestamp(time.time() + 3600))
+        started = time.monotonic()
+        with pytest.raises(UpstreamError) as info:
+            with AssistantSession(
+                f"http://127.0.0.1:{port}/api/mcp", lambda: token, deadline=0.5
+            ) as assistant:
+                assistant.tools()
+        elapsed = time.monotonic() - started
+    assert not isinstance(info.value, UpstreamRejected)
+    assert elapsed < 3, elapsed

@@ -106,3 +106,37 @@ def test_route_rate_limited(toucan_sandbox):
         last = post(client, {"question": "total sales"})
     assert codes == [200, 200, 429]
     assert int(last.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        ({"tool_error": ("QUOTA_EXCEEDED", "no more")}, 502, "upstream_rejected"),
+        ({"delay": 30}, 503, "upstream_unavailable"),
+        ({"subscription": False}, 502, "upstream_rejected"),
+    ],
+)
+def test_route_maps_every_failure_to_json(toucan_sandbox, mcp_endpoint, fault, status, code):
+    app, _ = make_app(toucan_sandbox.url, toucan_sandbox.api_key, TOUCAN_HTTP_DEADLINE=0.5)
+    mcp_endpoint.set_faults(**fault)
+    with app.test_client(user=ACME) as client:
+        resp = post(client, {"question": "total sales"})
+    assert resp.status_code == status
+    assert resp.json["error"] == code
+    assert resp.headers["Content-Type"] == "application/json"
+
+
+def test_route_sandbox_down_is_503(toucan_sandbox):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    app, _ = make_app(
+        toucan_sandbox.url, toucan_sandbox.api_key, TOUCAN_SERVER_URL=f"http://127.0.0.1:{dead}/api"
+    )
+    with app.test_client(user=ACME) as client:
+        resp = post(client, {"question": "total sales"})
+    assert resp.status_code == 503
+    assert resp.json["error"] == "upstream_unavailable"
+    assert int(resp.headers["Retry-After"]) >= 1

@@ -140,3 +140,19 @@ def test_route_sandbox_down_is_503(toucan_sandbox):
     assert resp.status_code == 503
     assert resp.json["error"] == "upstream_unavailable"
     assert int(resp.headers["Retry-After"]) >= 1
+
+
+def test_route_setting_must_be_a_bool(toucan_sandbox):
+    from flask_toucan.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="TOUCAN_ASSISTANT_ROUTE"):
+        make_app(toucan_sandbox.url, toucan_sandbox.api_key, TOUCAN_ASSISTANT_ROUTE="yes")
+
+
+def test_importing_the_package_does_not_import_the_sdk():
+    import subprocess
+    import sys
+
+    code = "import sys, flask_toucan, flask_toucan.extension; print('mcp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -24,12 +24,10 @@ from urllib.parse import urlencode
 
 import requests
 from authlib.integrations.flask_client import OAuth
-from flask import Flask, Response, g, redirect, render_template, request, session, url_for
+from flask import Flask, Response, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from flask_toucan import PermissionDenied, Toucan, ToucanError, ToucanUser
-from flask_toucan import csrf as toucan_csrf
-from flask_toucan.extension import SESSION_ID
 
 from . import chat as host_bot
 from .users import (
@@ -271,42 +269,12 @@ def register_views(app: Flask, toucan: Toucan, oauth: OAuth) -> None:
         """The AI assistant; a placeholder for users outside the analysts group."""
         return render_template("assistant.html", grant=grant_panel(app, toucan, "assistant"))
 
-    @app.route("/chat", methods=["GET", "POST"])
-    @login_required
-    def chat() -> str | tuple[str, int]:
-        """ "Ask in your own chat": the host's bot, Toucan's answers over MCP (see chat.py)."""
-        turn = None
-        if request.method == "POST":
-            if not csrf_ok(app, toucan):
-                return render_template("error.html", message="the form expired; reload the page"), 403
-            if request.form.get("action") == "new":
-                session.pop(CHAT_THREAD, None)
-            else:
-                question = (request.form.get("question") or "").strip()[:500]
-                if question:
-                    turn = {
-                        "question": question,
-                        **host_bot.reply(toucan, question, session.get(CHAT_THREAD)),
-                    }
-                    if turn.get("envelope"):
-                        session[CHAT_THREAD] = turn["envelope"]["threadId"]
-        return render_template("chat.html", turn=turn, in_thread=CHAT_THREAD in session)
+    host_bot.register(app, toucan, login_required)
 
     @app.errorhandler(ToucanError)
     def toucan_error(exc: ToucanError) -> tuple[str, int]:
         # Login errors (provider refused, state mismatch) land here as a page, not JSON.
         return render_template("error.html", message=exc.message), exc.status_code
-
-
-CHAT_THREAD = "demo_chat_thread"
-
-
-def csrf_ok(app: Flask, toucan: Toucan) -> bool:
-    """The chat form carries the same session-bound CSRF token as the logout form."""
-    config = app.extensions["toucan"].config
-    return toucan_csrf.check_token(
-        app, request.form.get("csrf_token"), session.get(SESSION_ID), config.csrf_max_age
-    )
 
 
 def profile(user: ToucanUser) -> dict[str, Any]:

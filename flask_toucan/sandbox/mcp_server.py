@@ -156,6 +156,13 @@ class McpEndpoint:
 
     def gate(self, environ: dict[str, Any]) -> tuple[str, dict[str, str], list[tuple[str, str]]] | None:
         """The data API's checks, in its order, with Toucan's ``{code, message}`` errors."""
+        self.state.stats.incr("mcp_requests")
+        refusal = self._refusal(environ)
+        if refusal is not None:
+            self.state.stats.incr("mcp_denied")
+        return refusal
+
+    def _refusal(self, environ: dict[str, Any]) -> tuple[str, dict[str, str], list[tuple[str, str]]] | None:
         origin = environ.get("HTTP_ORIGIN")
         if origin is not None and not origin_allowed(origin, self.state.options.origins):
             return "403 Forbidden", _err("ORIGIN_NOT_ALLOWED", "this page origin is not authorized"), []
@@ -306,6 +313,35 @@ def visualizations(result: dict[str, Any], thread: ThreadState) -> list[dict[str
     return []
 
 
+async def answer(endpoint: McpEndpoint, ctx: Context, question: str, thread_id: str | None) -> dict[str, Any]:
+    """The tool's work, with progress notifications: the ``toucan-mcp-v1`` envelope."""
+    await ctx.report_progress(0, 3, "Reading your question")
+    if not question.strip() or len(question) > assistant.MAX_QUESTION:
+        raise tool_error("INVALID_REQUEST", f"question must be 1..{assistant.MAX_QUESTION} characters")
+    grant = grant_from_headers(endpoint, ctx.headers)
+    faults = endpoint.faults
+    if faults["tool_error"]:
+        code, message = faults["tool_error"]
+        raise tool_error(code, message)
+    owner = (grant.distinct_id, str(grant.attributes.get("organization_id")))
+    if thread_id:
+        thread = endpoint.thread_of(thread_id, owner)
+    else:
+        thread_id, thread = endpoint.open_thread(owner)
+    follow_up(thread, question)
+    await ctx.report_progress(1, 3, "Querying your data")
+    if faults["delay"]:
+        await anyio.sleep(float(faults["delay"]))
+    result = await anyio.to_thread.run_sync(compute, endpoint, grant, thread)
+    await ctx.report_progress(3, 3, "Done")
+    return {
+        "schema": SCHEMA,
+        "answer": result["answer"],
+        "visualizations": visualizations(result, thread),
+        "threadId": thread_id,
+    }
+
+
 def build_server(endpoint: McpEndpoint) -> MCPServer:
     server: MCPServer = MCPServer("toucan-sandbox", instructions=TOOL_USAGE)
 
@@ -320,31 +356,7 @@ def build_server(endpoint: McpEndpoint) -> MCPServer:
     async def ask_toucan_assistant(
         question: str, ctx: Context, threadId: str | None = None
     ) -> CallToolResult:
-        await ctx.report_progress(0, 3, "Reading your question")
-        if not question.strip() or len(question) > assistant.MAX_QUESTION:
-            raise tool_error("INVALID_REQUEST", f"question must be 1..{assistant.MAX_QUESTION} characters")
-        grant = grant_from_headers(endpoint, ctx.headers)
-        faults = endpoint.faults
-        if faults["tool_error"]:
-            code, message = faults["tool_error"]
-            raise tool_error(code, message)
-        owner = (grant.distinct_id, str(grant.attributes.get("organization_id")))
-        if threadId:
-            thread = endpoint.thread_of(threadId, owner)
-        else:
-            threadId, thread = endpoint.open_thread(owner)
-        follow_up(thread, question)
-        await ctx.report_progress(1, 3, "Querying your data")
-        if faults["delay"]:
-            await anyio.sleep(float(faults["delay"]))
-        result = await anyio.to_thread.run_sync(compute, endpoint, grant, thread)
-        await ctx.report_progress(3, 3, "Done")
-        envelope = {
-            "schema": SCHEMA,
-            "answer": result["answer"],
-            "visualizations": visualizations(result, thread),
-            "threadId": threadId,
-        }
+        envelope = await answer(endpoint, ctx, question, threadId)
         return CallToolResult(
             content=[TextContent(type="text", text=json.dumps(envelope))], structured_content=envelope
         )

@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import ssl
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from typing import Any
@@ -80,6 +82,9 @@ class AssistantSession:
         deadline: float = 10.0,
         connect_timeout: float = 3.0,
         refresh_margin: float = 30.0,
+        proxy: str | None = None,
+        ca_bundle: str | None = None,
+        trust_env: bool = False,
     ) -> None:
         self.url = url
         self.host = urlsplit(url).netloc
@@ -88,6 +93,10 @@ class AssistantSession:
         self.deadline = deadline
         self.connect_timeout = connect_timeout
         self.refresh_margin = refresh_margin
+        # The token API's network settings (TOUCAN_HTTP_PROXY / _CA_BUNDLE / _TRUST_ENV).
+        self.proxy = proxy
+        self.ca_bundle = ca_bundle
+        self.trust_env = trust_env
         self._token: EmbedToken | None = None
         self._stack: ExitStack | None = None
         self._portal: Any = None
@@ -362,4 +371,12 @@ def _recording_transport(session: AssistantSession) -> Any:
                 session._unreachable = True
                 raise
 
-    return Recording(trust_env=False)
+    verify: Any = True
+    if session.ca_bundle:
+        bundle = session.ca_bundle
+        verify = (
+            ssl.create_default_context(capath=bundle)
+            if os.path.isdir(bundle)
+            else ssl.create_default_context(cafile=bundle)
+        )
+    return Recording(verify=verify, proxy=session.proxy, trust_env=session.trust_env)

@@ -2,7 +2,12 @@
 
 None of these prints a secret: ``keygen`` writes the private key to a file
 created with mode 0600 and prints only its ``kid``; ``mint`` prints the token
-(which is what it is for) and never the API key.
+(which is what it is for) and never the API key; ``check`` masks passwords
+inside URLs (``TOUCAN_STORE``, ``TOUCAN_HTTP_PROXY``).
+
+The group is also registered as a ``flask.commands`` entry point, and
+``keygen`` runs without an app context: it must work *before* the key
+exists, when an app in signed mode refuses to start for want of it.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .config import ToucanConfig
 from .exceptions import ToucanError
+from .http import redact_url
 from .keys import generate_private_key_pem, load_signing_key
 
 toucan_cli = AppGroup("toucan", help="flask-toucan: signing keys, JWKS, debug tokens.")
 
 
-@toucan_cli.command("keygen")
+@toucan_cli.command("keygen", with_appcontext=False)
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="PEM file to write")
 @click.option("--kind", type=click.Choice(["RSA", "EC", "OKP"]), default="RSA", show_default=True)
 @click.option("--bits", type=int, default=3072, show_default=True, help="RSA key size")
@@ -78,15 +85,55 @@ def mint(subject: str, issuer: str, claims: tuple[str, ...], kind: str) -> None:
 
 
 @toucan_cli.command("check")
-def check() -> None:
-    """Check the configuration (it was validated at start-up) and summarise it."""
+@click.option("--live", is_flag=True, help="also mint one token against the configured instance")
+@click.option(
+    "--user", "subject", default="toucan-check-probe", show_default=True, help="probe user's subject"
+)
+@click.option("--claim", "claims", multiple=True, help="probe identity claim NAME=VALUE (for the mappers)")
+@click.option("--attr", "attrs", multiple=True, help="token attribute NAME=VALUE (instead of the mappers)")
+def check(live: bool, subject: str, claims: tuple[str, ...], attrs: tuple[str, ...]) -> None:
+    """Summarise the configuration; with --live, prove it against the instance (exit 1 on failure)."""
     from .extension import get_state
 
-    c = get_state().config
+    state = get_state()
+    _summary(state.config)
+    if not live:
+        click.echo("ok")
+        return
+    from . import live_check
+
+    click.echo("live check:")
+    report = live_check.run(
+        state.config,
+        state.manager.mappers,
+        subject=subject,
+        claims=_pairs(claims, "--claim"),
+        attributes=_pairs(attrs, "--attr") or None,
+    )
+    for line in report.lines:
+        click.echo(line)
+    if report.failures:
+        raise click.ClickException(f"live check failed: {', '.join(report.failures)}")
+    click.echo("ok")
+
+
+def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint=option)
+        values[name] = value
+    return values
+
+
+def _summary(c: ToucanConfig) -> None:
+    """What ``check`` prints: every URL through :func:`redact_url`, no secret at all."""
     click.echo(f"mode: {c.mode}")
-    click.echo(f"base url: {c.base_url}")
+    click.echo(f"base url: {c.base_url and redact_url(c.base_url)}")
     if c.mode == "api":
-        click.echo("api key: set")
+        click.echo(f"token api: {c.token_url and redact_url(c.token_url)}  api key: set")
+    click.echo(f"server-url: {c.server_url and redact_url(c.server_url)}")
     if c.keys is not None:
         kids = ", ".join(k.kid for k in c.keys.verification_keys())
         click.echo(
@@ -94,11 +141,17 @@ def check() -> None:
         )
         click.echo(f"issuer: {c.issuer}  audience: {c.audience}  ttl: {c.token_ttl}s (max {c.max_ttl}s)")
         if c.exchange_url:
-            click.echo(f"exchange: {c.exchange_url}")
+            click.echo(f"exchange: {redact_url(c.exchange_url)}")
     click.echo(f"required attributes: {', '.join(c.required_attributes) or '(none)'}")
-    store = c.store if isinstance(c.store, str) else type(c.store).__name__
+    store = redact_url(c.store) if isinstance(c.store, str) else type(c.store).__name__
     click.echo(f"url prefix: {c.url_prefix}  store: {store}")
-    click.echo("ok")
+    proxy = redact_url(c.http_proxy) if c.http_proxy else "none"
+    env = " (environment proxies trusted)" if c.trust_env else ""
+    click.echo(f"http: proxy {proxy}{env}; CA bundle {c.ca_bundle or 'default'}")
+    click.echo(
+        f"http: connect {c.connect_timeout}s, idle read {c.read_timeout}s, "
+        f"deadline {c.deadline}s, retries {c.retries}"
+    )
 
 
 def _attach_sandbox() -> None:

@@ -9,7 +9,9 @@ value.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping, Sequence
+import os
+import ssl
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -58,6 +60,11 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_CSRF_MAX_AGE": None,  # default: the session lifetime
     "TOUCAN_PLACEHOLDER_TEMPLATE": "toucan/placeholder.html",
     "TOUCAN_ERROR_HANDLERS": True,
+    # transport: idle-read timeout, outbound proxy, private CA, environment proxies.
+    "TOUCAN_HTTP_READ_TIMEOUT": 5.0,
+    "TOUCAN_HTTP_PROXY": None,
+    "TOUCAN_HTTP_CA_BUNDLE": None,  # default: certifi's bundle (what requests uses)
+    "TOUCAN_HTTP_TRUST_ENV": False,
     # -- mcp (bring your own chat) --
     "TOUCAN_ASSISTANT_ROUTE": False,  # POST {prefix}/assistant/ask for a host chat
 }
@@ -81,6 +88,58 @@ def _http_url(name: str, value: Any) -> str:
     if parts.username or parts.password:
         raise ConfigurationError(f"{name} must not carry credentials")
     return value.rstrip("/")
+
+
+def _transport_settings(get: Callable[[str], Any]) -> dict[str, Any]:
+    """``TOUCAN_HTTP_READ_TIMEOUT`` / ``_PROXY`` / ``_CA_BUNDLE`` / ``_TRUST_ENV``, validated."""
+    trust_env = get("TOUCAN_HTTP_TRUST_ENV")
+    if not isinstance(trust_env, bool):
+        raise ConfigurationError("TOUCAN_HTTP_TRUST_ENV must be True or False")
+    return {
+        "read_timeout": _positive_number("TOUCAN_HTTP_READ_TIMEOUT", get("TOUCAN_HTTP_READ_TIMEOUT")),
+        "http_proxy": _proxy_url(get("TOUCAN_HTTP_PROXY")),
+        "ca_bundle": _ca_bundle(get("TOUCAN_HTTP_CA_BUNDLE")),
+        "trust_env": trust_env,
+    }
+
+
+def _proxy_url(value: Any) -> str | None:
+    """An ``http://`` / ``https://`` proxy URL; credentials allowed, never repeated in an error."""
+    if value is None or value == "":
+        return None
+    name = "TOUCAN_HTTP_PROXY"
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a URL string such as 'http://proxy.internal:3128'")
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError on a port that is not a number
+    except ValueError:
+        raise ConfigurationError(f"{name} is not a valid URL (bad port or host)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{name} must be an http:// or https:// URL with a host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigurationError(f"{name} must be scheme://[user:password@]host[:port], without a path")
+    return value
+
+
+def _ca_bundle(value: Any) -> str | None:
+    """A PEM file (or an OpenSSL hashed directory) that ssl can load."""
+    if value is None or value == "":
+        return None
+    name = "TOUCAN_HTTP_CA_BUNDLE"
+    if not isinstance(value, str | os.PathLike):
+        raise ConfigurationError(f"{name} must be the path of a PEM file of CA certificates")
+    path = os.fspath(value)
+    if not os.path.exists(path):
+        raise ConfigurationError(f"{name}: {path} does not exist")
+    try:
+        if os.path.isdir(path):
+            ssl.create_default_context(capath=path)
+        else:
+            ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError, ValueError):
+        raise ConfigurationError(f"{name}: {path} is not a readable PEM bundle of CA certificates") from None
+    return str(path)
 
 
 def _assistant_route(value: Any) -> bool:
@@ -129,6 +188,11 @@ class ToucanConfig:
     csrf_max_age: int
     placeholder_template: str
     error_handlers: bool
+    # transport
+    read_timeout: float = 5.0
+    http_proxy: str | None = None
+    ca_bundle: str | None = None
+    trust_env: bool = False
     assistant_route: bool = False
 
     def __repr__(self) -> str:
@@ -157,9 +221,7 @@ class ToucanConfig:
             # printable ASCII (the message never repeats the value).
             api_key = api_key.strip()
             if not all(0x21 <= ord(c) <= 0x7E for c in api_key):
-                raise ConfigurationError(
-                    "TOUCAN_API_KEY contains spaces, control or non-ASCII characters"
-                )
+                raise ConfigurationError("TOUCAN_API_KEY contains spaces, control or non-ASCII characters")
             path = get("TOUCAN_TOKEN_PATH")
             if not isinstance(path, str) or not path.startswith("/"):
                 raise ConfigurationError("TOUCAN_TOKEN_PATH must be a path starting with '/'")
@@ -218,6 +280,7 @@ class ToucanConfig:
         if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 5:
             raise ConfigurationError("TOUCAN_HTTP_RETRIES must be an integer from 0 to 5")
 
+        transport = _transport_settings(get)
         session_claims = get("TOUCAN_SESSION_CLAIMS")
         script = get("TOUCAN_EMBED_SCRIPT_URL")
         server = get("TOUCAN_SERVER_URL")
@@ -229,7 +292,9 @@ class ToucanConfig:
             embed_script_url=_http_url("TOUCAN_EMBED_SCRIPT_URL", script)
             if script
             else (f"{base_url}/embed/embed.js" if base_url else None),
-            server_url=_http_url("TOUCAN_SERVER_URL", server) if server else (f"{base_url}/api" if base_url else None),
+            server_url=_http_url("TOUCAN_SERVER_URL", server)
+            if server
+            else (f"{base_url}/api" if base_url else None),
             user_role=str(get("TOUCAN_USER_ROLE")),
             keys=keys,
             issuer=issuer,
@@ -263,6 +328,7 @@ class ToucanConfig:
             csrf_max_age=int(csrf_max_age),
             placeholder_template=get("TOUCAN_PLACEHOLDER_TEMPLATE"),
             error_handlers=bool(get("TOUCAN_ERROR_HANDLERS")),
+            **transport,
             assistant_route=_assistant_route(get("TOUCAN_ASSISTANT_ROUTE")),
         )
 

@@ -29,7 +29,7 @@ from .exceptions import (
     LoginError,
     ToucanError,
 )
-from .http import Transport
+from .http import Transport, make_transport
 from .mappers import (
     AttributeMapper,
     BulkMapper,
@@ -122,12 +122,7 @@ class Toucan:
                 "and signs CSRF tokens with it"
             )
         config = ToucanConfig.from_mapping(app.config)
-        transport = Transport(
-            connect_timeout=config.connect_timeout,
-            deadline=config.deadline,
-            retries=config.retries,
-            max_bytes=config.max_response_bytes,
-        )
+        transport = make_transport(config)
         store = make_store(config.store)
         limiter = rate = None
         if config.rate_limit:
@@ -359,6 +354,9 @@ class Toucan:
             deadline=state.config.deadline,
             connect_timeout=state.config.connect_timeout,
             refresh_margin=state.config.refresh_margin,
+            proxy=state.config.http_proxy,
+            ca_bundle=state.config.ca_bundle,
+            trust_env=state.config.trust_env,
         )
 
     @property

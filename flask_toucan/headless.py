@@ -58,7 +58,6 @@ class HeadlessClient:
             headers={
                 "Authorization": f"Bearer {token.value}",
                 "Accept": "application/json",
-                "Accept-Encoding": "identity",
             },
         )
         if resp.status == 200:

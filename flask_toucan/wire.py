@@ -14,16 +14,23 @@ Response ``{"token": "<opaque, encrypted>", "expiresIn": 3600 | "1h"}``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from .exceptions import UpstreamError
+from .exceptions import UpstreamError, UpstreamRejected
 from .mappers import AttributeValue, Permissions
 
 #: A lifetime above this is not a short-lived token; refuse it rather than cache it.
 MAX_UPSTREAM_LIFETIME = 24 * 3600
 MAX_TOKEN_LENGTH = 16 * 1024
+#: Toucan's error codes look like ``NO_ACTIVE_SUBSCRIPTION``; anything else is not carried.
+_ERROR_CODE = re.compile(r"^[A-Z0-9_]{1,64}$")
+#: 4xx statuses that mean "try again later", not "this will never work".
+TRANSIENT_4XX = frozenset({408, 429})
+
+log = logging.getLogger("flask_toucan")
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s?)?\s*$")
 
 
@@ -53,14 +60,46 @@ def parse_expires_in(value: Any) -> int:
     return seconds
 
 
+def error_code(body: bytes) -> str | None:
+    """Toucan's ``code`` from its ``{"code": "UPPER_SNAKE", "message": "..."}`` envelope.
+
+    Only a short upper-snake identifier is kept: it is safe to log and to
+    show. The free-text ``message`` is never read out (not ours to echo).
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    code = data.get("code") if isinstance(data, dict) else None
+    return code if isinstance(code, str) and _ERROR_CODE.match(code) else None
+
+
+def error_for_status(status: int, body: bytes, host: str) -> UpstreamError:
+    """A permanent 4xx is :class:`UpstreamRejected`; anything else stays transient."""
+    if 400 <= status < 500 and status not in TRANSIENT_4XX:
+        code = error_code(body)
+        log.warning("Toucan token API at %s refused the request: HTTP %s, code %s", host, status, code)
+        named = f" ({code})" if code else ""
+        return UpstreamRejected(
+            f"Toucan token API at {host} refused the request: HTTP {status}{named}",
+            upstream_code=code,
+            status=status,
+        )
+    retry_after = 5 if status in TRANSIENT_4XX or status >= 500 else None
+    return UpstreamError(f"Toucan token API at {host} answered HTTP {status}", retry_after=retry_after)
+
+
 def parse_response(status: int, body: bytes, host: str) -> tuple[str, int]:
     """Return ``(token, lifetime_seconds)`` or raise :class:`UpstreamError`.
+
+    A 4xx other than 408/429 is :class:`UpstreamRejected` (permanent: a
+    wrong key, no subscription), carrying Toucan's error ``code``.
 
     The token is never decoded: Toucan encrypts it, and the host has no
     business reading it. Its lifetime comes from ``expiresIn`` alone.
     """
     if status != 200:
-        raise UpstreamError(f"Toucan token API at {host} answered HTTP {status}")
+        raise error_for_status(status, body, host)
     try:
         data = json.loads(body)
     except ValueError:

@@ -203,8 +203,12 @@ class AssistantSession:
         """Call a tool: ``{"text", "structured", "content"}``.
 
         A tool error raises :class:`UpstreamRejected` carrying the tool's ``code``.
+        For ``ask_toucan_assistant`` (the call an LLM makes), a ``threadId`` must be
+        one this user got before, and the answer's ``threadId`` is remembered.
         """
         args = dict(arguments or {})
+        if name == TOOL and args.get("threadId") is not None:
+            self._check_thread(args["threadId"])
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
             if on_progress is not None:
@@ -224,7 +228,21 @@ class AssistantSession:
                 f"the assistant at {self.host} refused the {name!r} call ({code or 'TOOL_ERROR'})",
                 upstream_code=code or "TOOL_ERROR",
             )
-        return {"text": text, "structured": result.structured_content, "content": content}
+        answer = {"text": text, "structured": result.structured_content, "content": content}
+        if name == TOOL and self._threads is not None:
+            thread_id = parse_envelope(answer, self.host)["threadId"]
+            self._threads.remember(thread_id)
+        return answer
+
+    def _check_thread(self, thread_id: Any) -> None:
+        """Refuse a thread id this user was not given (the registry is the host-side record).
+
+        A bare session without a registry leaves the judgement to Toucan.
+        """
+        if not isinstance(thread_id, str) or not thread_id:
+            raise BadRequest("threadId must be a non-empty string")
+        if self._threads is not None and not self._threads.owns(thread_id):
+            raise PermissionDenied("this conversation does not belong to the current user")
 
     def ask(
         self, question: str, thread_id: str | None = None, *, on_progress: ProgressFn | None = None
@@ -238,13 +256,8 @@ class AssistantSession:
             raise BadRequest(f"the question must be a non-empty string of at most {MAX_QUESTION} characters")
         arguments: dict[str, Any] = {"question": question}
         if thread_id is not None:
-            if not isinstance(thread_id, str) or self._threads is None or not self._threads.owns(thread_id):
-                raise PermissionDenied("this conversation does not belong to the current user")
-            arguments["threadId"] = thread_id
-        envelope = parse_envelope(self.call(TOOL, arguments, on_progress=on_progress), self.host)
-        if self._threads is not None:
-            self._threads.remember(envelope["threadId"])
-        return envelope
+            arguments["threadId"] = thread_id  # checked by call()
+        return parse_envelope(self.call(TOOL, arguments, on_progress=on_progress), self.host)
 
     def prompt(self, name: str = "tool-usage", arguments: Mapping[str, str] | None = None) -> str:
         """A server prompt's text (``tool-usage``: the system-prompt addendum for the host LLM)."""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
+from flask_toucan.assistant import AssistantSession
 from flask_toucan.exceptions import PermissionDenied, UpstreamRejected
+from flask_toucan.tokens import EmbedToken, utc_from_timestamp
 
 from .conftest import ACME, GLOBEX, sql
 
@@ -79,14 +84,29 @@ def test_another_users_thread_is_refused(as_user, toucan_sandbox, mcp_endpoint):
     with as_user(ACME) as toucan, toucan.assistant() as assistant:
         thread = assistant.ask(QUESTION)["threadId"]
     with as_user(GLOBEX) as toucan, toucan.assistant() as assistant:
-        # Refused by the host before it reaches Toucan...
+        # Refused by the host before it reaches Toucan, by ask() and by call() (an LLM's path).
         with pytest.raises(PermissionDenied):
             assistant.ask("and by month?", thread_id=thread)
-        # ...and by the sandbox if it did (a tool error with Toucan's code).
-        with pytest.raises(UpstreamRejected) as info:
+        with pytest.raises(PermissionDenied):
             assistant.call("ask_toucan_assistant", {"question": "and by month?", "threadId": thread})
+    # ...and by the sandbox if it got there (a bare session has no host-side record).
+    token = toucan_sandbox.issue_token(
+        {"organization_id": "globex"}, {"ai": {"can_query": True}}, distinct_id="bob"
+    )
+    bare = EmbedToken(token, utc_from_timestamp(time.time() + 3600))
+    with AssistantSession(toucan_sandbox.url + "/api/mcp", lambda: bare) as assistant:
+        with pytest.raises(UpstreamRejected) as info:
+            assistant.ask("and by month?", thread_id=thread)
     assert info.value.upstream_code == "THREAD_NOT_FOUND"
     assert mcp_endpoint.threads[thread].owner[1] == "acme"
+
+
+def test_thread_ids_from_an_llm_tool_call_are_remembered(as_user):
+    with as_user(ACME) as toucan, toucan.assistant() as assistant:
+        result = assistant.call("ask_toucan_assistant", {"question": "total sales"})
+        thread = json.loads(result["text"])["threadId"]
+        follow = assistant.call("ask_toucan_assistant", {"question": "and by month?", "threadId": thread})
+    assert json.loads(follow["text"])["threadId"] == thread
 
 
 def test_tools_and_prompt(as_user):

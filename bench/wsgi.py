@@ -90,7 +90,7 @@ def bare_app(key_file: str, kid: str) -> Flask:
         claims = {
             "iss": ISSUER,
             "aud": AUDIENCE,
-            "sub": subject,
+            "sub": "toucan-embed-client",  # the classic profile's assertion subject
             "iat": now,
             "nbf": now,
             "exp": now + BARE_TTL,
@@ -98,10 +98,15 @@ def bare_app(key_file: str, kid: str) -> Flask:
             "embed_context": {
                 "username": subject,
                 "workspace_id": None,
-                "roles": ["explorer"],
-                "privileges": {"dashboard": {"can_view": True}},
-                "groups": list(user.get("groups", [])),
-                "attributes": {"organization_id": user["org"], "region": user["region"]},
+                "roles": ["USER"],
+                "privileges": {},
+                "groups": [],
+                "attributes": {
+                    "organization_id": user["org"],
+                    "region": user["region"],
+                    "groups": list(user.get("groups", [])),
+                },
+                "secrets": {},
             },
         }
         value = jwt.encode(claims, private_key, algorithm="RS256", headers=headers)  # type: ignore[arg-type]

@@ -60,6 +60,12 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_CSRF_MAX_AGE": None,  # default: the session lifetime
     "TOUCAN_PLACEHOLDER_TEMPLATE": "toucan/placeholder.html",
     "TOUCAN_ERROR_HANDLERS": True,
+    # classic profile (self-hosted Toucan, docs-v3): the RFC 7523 exchange's client
+    "TOUCAN_EXCHANGE_CLIENT_ID": "toucan-embed-client",
+    "TOUCAN_EXCHANGE_CLIENT_SECRET": None,  # required with TOUCAN_EXCHANGE_URL; never shown
+    "TOUCAN_EXCHANGE_AUTH_METHOD": "client_secret_basic",  # or "client_secret_post"
+    "TOUCAN_EXCHANGE_SCOPE": "embed",
+    "TOUCAN_ASSERTION_SUBJECT": None,  # default: TOUCAN_EXCHANGE_CLIENT_ID
     # transport: idle-read timeout, outbound proxy, private CA, environment proxies.
     "TOUCAN_HTTP_READ_TIMEOUT": 5.0,
     "TOUCAN_HTTP_PROXY": None,
@@ -68,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     # -- mcp (bring your own chat) --
     "TOUCAN_ASSISTANT_ROUTE": False,  # POST {prefix}/assistant/ask for a host chat
 }
+
+#: The client authentication methods of the classic exchange (Authlib's names).
+EXCHANGE_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
 def _positive_number(name: str, value: Any, *, integer: bool = False) -> float:
@@ -88,6 +97,44 @@ def _http_url(name: str, value: Any) -> str:
     if parts.username or parts.password:
         raise ConfigurationError(f"{name} must not carry credentials")
     return value.rstrip("/")
+
+
+def _classic_settings(get: Callable[[str], Any], exchange_url: str | None) -> dict[str, Any]:
+    """The classic profile's exchange client (docs-v3 "Embed SDK authentication").
+
+    The client secret is required only when there is an exchange to send it
+    to; errors name the setting, never its value.
+    """
+    names = ("TOUCAN_EXCHANGE_CLIENT_ID", "TOUCAN_EXCHANGE_SCOPE")
+    client_id, scope = (get(n) for n in names)
+    for name, value in zip(names, (client_id, scope), strict=True):
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigurationError(f"{name} must be a non-empty string")
+    subject = get("TOUCAN_ASSERTION_SUBJECT")
+    if subject is None:
+        subject = client_id
+    if not isinstance(subject, str) or not subject.strip():
+        raise ConfigurationError("TOUCAN_ASSERTION_SUBJECT must be a non-empty string")
+    method = get("TOUCAN_EXCHANGE_AUTH_METHOD")
+    if method not in EXCHANGE_AUTH_METHODS:
+        allowed = ", ".join(EXCHANGE_AUTH_METHODS)
+        raise ConfigurationError(f"TOUCAN_EXCHANGE_AUTH_METHOD must be one of {allowed}")
+    secret = get("TOUCAN_EXCHANGE_CLIENT_SECRET")
+    if exchange_url is not None:
+        if not isinstance(secret, str) or not secret.strip():
+            raise ConfigurationError(
+                "TOUCAN_EXCHANGE_CLIENT_SECRET is required when TOUCAN_EXCHANGE_URL is set"
+            )
+        secret = secret.strip()  # secrets read from files often end in a newline
+        if not all(0x20 <= ord(c) <= 0x7E for c in secret):
+            raise ConfigurationError("TOUCAN_EXCHANGE_CLIENT_SECRET contains control or non-ASCII characters")
+    return {
+        "exchange_client_id": client_id,
+        "exchange_client_secret": secret if exchange_url is not None else None,
+        "exchange_auth_method": method,
+        "exchange_scope": scope,
+        "assertion_subject": subject,
+    }
 
 
 def _transport_settings(get: Callable[[str], Any]) -> dict[str, Any]:
@@ -188,6 +235,12 @@ class ToucanConfig:
     csrf_max_age: int
     placeholder_template: str
     error_handlers: bool
+    # classic profile (see _classic_settings); the secret is never part of a repr
+    exchange_client_id: str = "toucan-embed-client"
+    exchange_client_secret: str | None = None
+    exchange_auth_method: str = "client_secret_basic"
+    exchange_scope: str = "embed"
+    assertion_subject: str = "toucan-embed-client"
     # transport
     read_timeout: float = 5.0
     http_proxy: str | None = None
@@ -251,11 +304,13 @@ class ToucanConfig:
                 next_key=get("TOUCAN_SIGNING_KEY_NEXT"),
                 fallbacks=fallbacks,
             )
+            if exchange_url is not None:
+                exchange_url = _http_url("TOUCAN_EXCHANGE_URL", exchange_url)
+                if audience in (None, ""):
+                    audience = exchange_url  # docs-v3: aud is the OAuth token endpoint
             for name, value in (("TOUCAN_ISSUER", issuer), ("TOUCAN_AUDIENCE", audience)):
                 if not isinstance(value, str) or not value:
                     raise ConfigurationError(f"{name} is required when TOUCAN_MODE is 'signed'")
-            if exchange_url is not None:
-                exchange_url = _http_url("TOUCAN_EXCHANGE_URL", exchange_url)
 
         required = get("TOUCAN_REQUIRED_ATTRIBUTES")
         if isinstance(required, str):
@@ -328,6 +383,7 @@ class ToucanConfig:
             csrf_max_age=int(csrf_max_age),
             placeholder_template=get("TOUCAN_PLACEHOLDER_TEMPLATE"),
             error_handlers=bool(get("TOUCAN_ERROR_HANDLERS")),
+            **_classic_settings(get, exchange_url if mode == "signed" else None),
             **transport,
             assistant_route=_assistant_route(get("TOUCAN_ASSISTANT_ROUTE")),
         )

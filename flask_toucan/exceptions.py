@@ -81,6 +81,21 @@ class AttributeMappingError(ToucanError):
     code = "attribute_mapping_failed"
 
 
+class EmbedContextTooLarge(AttributeMappingError):
+    """The classic profile's ``embed_context`` is above Toucan's 3.5 KB: nothing is sent.
+
+    ``size`` is the compact JSON size in bytes; the message names it and the
+    limit, never the content (it may hold secrets).
+    """
+
+    code = "embed_context_too_large"
+
+    def __init__(self, message: str, *, size: int = 0, limit: int = 3584) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 class RateLimited(ToucanError):
     """Too many token requests for this session."""
 
@@ -149,6 +164,7 @@ __all__ = [
     "BadRequest",
     "CSRFError",
     "ConfigurationError",
+    "EmbedContextTooLarge",
     "InvalidTokenError",
     "LoginError",
     "PermissionDenied",

@@ -1,52 +1,85 @@
 """RFC 7523 jwt-bearer exchange: signed assertion -> opaque embed token.
 
-Self-hosted deployments that ask for it accept our signed JWT at their token
-endpoint and answer with an opaque token. The request body is built and the
-answer read with Authlib's OAuth 2 helpers; the HTTP call goes through the
-same :class:`~flask_toucan.http.Transport` (deadline, retries) as ``api`` mode.
+The classic profile (self-hosted Toucan, docs-v3 "Embed SDK authentication"):
+the host's backend posts its signed assertion to the realm's token endpoint
+(``{instance}/api/auth/realms/{tenant}/protocol/openid-connect/token``) with
+``scope=embed``, authenticated as the embed client (``toucan-embed-client``)
+with the Embed Manager's client secret, and hands only the opaque token it
+gets back to the page. The body is built with Authlib's OAuth 2 helpers and
+the client authentication (``client_secret_basic`` or ``client_secret_post``)
+is Authlib's :class:`~authlib.oauth2.auth.ClientAuth`; the HTTP call goes
+through the same :class:`~flask_toucan.http.Transport` (deadline, retries) as
+``api`` mode.
+
+A 4xx answer other than 408/429 is permanent (:class:`UpstreamRejected`
+carrying the OAuth ``error`` code, not retried); a 5xx is transient. Error
+messages name the host and the OAuth error code, never the client secret, the
+assertion or the endpoint's free-text ``error_description``.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from authlib.common.urls import url_decode
+from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749 import OAuth2Token
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7523.jwt_bearer import JWT_BEARER_GRANT_TYPE
 
-from .exceptions import UpstreamError
+from .exceptions import UpstreamError, UpstreamRejected
 from .http import Transport
 from .wire import MAX_TOKEN_LENGTH, MAX_UPSTREAM_LIFETIME
 
+#: What an OAuth ``error`` value must look like before we log or show it.
+OAUTH_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+TRANSIENT_4XX = frozenset({408, 429})
 
-def exchange_assertion(transport: Transport, url: str, assertion: str) -> tuple[str, int]:
-    """Return ``(access_token, lifetime_seconds)`` or raise :class:`UpstreamError`."""
+
+@dataclass(frozen=True, repr=False)
+class ExchangeClient:
+    """The embed client's credentials (the secret never appears in a repr)."""
+
+    client_id: str
+    client_secret: str
+    auth_method: str = "client_secret_basic"
+    scope: str = "embed"
+
+    def __repr__(self) -> str:
+        return f"ExchangeClient(client_id={self.client_id!r}, auth_method={self.auth_method!r})"
+
+
+def _request(client: ExchangeClient, url: str, assertion: str) -> tuple[dict[str, str], str]:
+    """Headers and form body of the token request, client authentication included."""
+    body = prepare_token_request(JWT_BEARER_GRANT_TYPE, assertion=assertion, scope=client.scope)
+    headers = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
+    auth = ClientAuth(client.client_id, client.client_secret, client.auth_method)
+    _, headers, body = auth.prepare("POST", url, headers, body)
+    return headers, body
+
+
+def exchange_assertion(
+    transport: Transport, url: str, assertion: str, client: ExchangeClient
+) -> tuple[str, int]:
+    """``(access_token, lifetime_seconds)``, or :class:`UpstreamRejected` / :class:`UpstreamError`."""
     host = urlsplit(url).netloc
-    body = prepare_token_request(JWT_BEARER_GRANT_TYPE, assertion=assertion)
-    resp = transport.post(
-        url,
-        what="token exchange",
-        data=dict(url_decode(body)),
-        headers={"Accept": "application/json"},
-    )
+    headers, body = _request(client, url, assertion)
+    resp = transport.post(url, what="token exchange", data=body.encode(), headers=headers)
     try:
         data = json.loads(resp.body)
     except ValueError:
         data = None
-    if not isinstance(data, dict):
-        raise UpstreamError(f"token exchange at {host} answered HTTP {resp.status} without JSON")
-    if resp.status != 200 or "error" in data:
-        # The error code is safe to show (RFC 6749 5.2 vocabulary); the description may not be.
-        error = data.get("error")
-        code = error if isinstance(error, str) else "unknown"
-        raise UpstreamError(f"token exchange at {host} refused the assertion ({code[:40]})")
+    if resp.status != 200 or not isinstance(data, dict) or "error" in data:
+        raise _refusal(host, resp.status, data)
     token = OAuth2Token.from_dict(data)
     value = token.get("access_token")
     lifetime = token.get("expires_in")
     if not isinstance(value, str) or not value or len(value) > MAX_TOKEN_LENGTH:
         raise UpstreamError(f"token exchange at {host} sent no usable access_token")
+    if any(c.isspace() or ord(c) < 0x20 for c in value):
+        raise UpstreamError(f"token exchange at {host} sent a malformed access_token")
     if (
         isinstance(lifetime, bool)
         or not isinstance(lifetime, int)
@@ -54,3 +87,18 @@ def exchange_assertion(transport: Transport, url: str, assertion: str) -> tuple[
     ):
         raise UpstreamError(f"token exchange at {host} sent an unusable expires_in")
     return value, lifetime
+
+
+def _refusal(host: str, status: int, data: object) -> UpstreamError:
+    """Permanent (4xx but 408/429) or transient, with a validated OAuth error code."""
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error if isinstance(error, str) and OAUTH_ERROR_CODE.match(error) else None
+    if 400 <= status < 500 and status not in TRANSIENT_4XX:
+        return UpstreamRejected(
+            f"token exchange at {host} refused the request (HTTP {status}, {code or 'no OAuth error code'})",
+            upstream_code=code,
+            status=status,
+        )
+    if status == 200:
+        return UpstreamError(f"token exchange at {host} answered 200 with an error or without JSON")
+    return UpstreamError(f"token exchange at {host} answered HTTP {status}", retry_after=5)

@@ -33,6 +33,7 @@ from .http import Transport, make_transport
 from .mappers import (
     AttributeMapper,
     BulkMapper,
+    ClassicMapper,
     MapperRegistry,
     Permissions,
     PermissionsMapper,
@@ -184,6 +185,28 @@ class Toucan:
         self.mappers.permissions_mapper = fn
         return fn
 
+    # Classic profile (signed mode): the rest of embed_context. Each slot has a
+    # default in mappers.py (roles ["USER"], no privileges, groups or secrets).
+    def roles(self, fn: ClassicMapper) -> ClassicMapper:
+        """Register the user's ``embed_context.roles``: ``"USER"`` and/or ``"ADMIN"``."""
+        self.mappers.roles_mapper = fn
+        return fn
+
+    def privileges(self, fn: ClassicMapper) -> ClassicMapper:
+        """Register ``embed_context.privileges``: app id -> list of privilege names."""
+        self.mappers.privileges_mapper = fn
+        return fn
+
+    def groups(self, fn: ClassicMapper) -> ClassicMapper:
+        """Register ``embed_context.groups`` (a list of group names)."""
+        self.mappers.groups_mapper = fn
+        return fn
+
+    def secrets(self, fn: ClassicMapper) -> ClassicMapper:
+        """Register ``embed_context.secrets`` (never logged or shown; needs the exchange)."""
+        self.mappers.secrets_mapper = fn
+        return fn
+
     def csp_nonce_loader(self, fn: Callable[[], str | None]) -> Callable[[], str | None]:
         """Register where the current request's CSP nonce comes from."""
         self._nonce_loader = fn
@@ -303,7 +326,8 @@ class Toucan:
                 return hit
 
         attributes = self.mappers.map_attributes(user, state.config.required_attributes)
-        token, cached = state.service.issue(MintRequest(user, attributes, perms))
+        classic = self.mappers.map_classic(user) if state.config.mode == "signed" else None
+        token, cached = state.service.issue(MintRequest(user, attributes, perms, classic))
         if memo is not None:
             memo[memo_key] = token
         signals.token_issued.send(

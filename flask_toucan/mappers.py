@@ -29,6 +29,7 @@ Permissions = dict[str, dict[str, bool]]
 AttributeMapper = Callable[[ToucanUser], Any]
 BulkMapper = Callable[[ToucanUser], Mapping[str, Any] | None]
 PermissionsMapper = Callable[[ToucanUser], Mapping[str, Mapping[str, bool]]]
+ClassicMapper = Callable[[ToucanUser], Any]
 F = TypeVar("F", bound=Callable[..., Any])
 
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -62,6 +63,89 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
+#: The ``embed_context.roles`` values self-hosted Toucan knows (ADMIN grants every app).
+CLASSIC_ROLES = ("USER", "ADMIN")
+MAX_CLASSIC_NAME = 256
+
+
+def default_roles(user: ToucanUser) -> list[str]:
+    """Classic profile: every user is a plain ``USER`` unless a mapper says otherwise."""
+    return ["USER"]
+
+
+def default_privileges(user: ToucanUser) -> dict[str, list[str]]:
+    """Classic profile: no app privileges unless a mapper grants some (least privilege)."""
+    return {}
+
+
+def default_groups(user: ToucanUser) -> list[str]:
+    """Classic profile: no groups (identity-provider groups are not forwarded by default)."""
+    return []
+
+
+def default_secrets(user: ToucanUser) -> dict[str, str]:
+    return {}
+
+
+@dataclass(frozen=True, repr=False)
+class ClassicContext:
+    """What the classic mappers give for one user (``embed_context`` minus attributes).
+
+    ``secrets`` are credentials for Toucan's data connectors: the repr hides
+    them, and only :func:`flask_toucan.signing.build_claims` reads them.
+    """
+
+    roles: list[str] = field(default_factory=lambda: ["USER"])
+    privileges: dict[str, list[str]] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    secrets: dict[str, Scalar] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"ClassicContext(roles={self.roles!r}, privileges={self.privileges!r}, groups={self.groups!r})"
+
+
+def _names(value: Any, what: str) -> list[str]:
+    """A list of non-empty strings (a single string is a list of one)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple | set | frozenset) or not all(
+        isinstance(v, str) and v.strip() and len(v) <= MAX_CLASSIC_NAME for v in items
+    ):
+        raise AttributeMappingError(f"the {what} mapper must return a list of non-empty strings")
+    return sorted(items) if isinstance(items, set | frozenset) else list(items)
+
+
+def clean_roles(value: Any) -> list[str]:
+    roles = _names(value, "roles")
+    if not roles or not set(roles) <= set(CLASSIC_ROLES):
+        raise AttributeMappingError("the roles mapper must return USER and/or ADMIN (and at least one)")
+    return roles
+
+
+def clean_privileges(value: Any) -> dict[str, list[str]]:
+    """App id -> privilege names; never Toucan AI's ``{"dashboard": {"can_view": ...}}`` object."""
+    if not isinstance(value, Mapping):
+        raise AttributeMappingError("the privileges mapper must return a dict of app id -> privilege names")
+    out: dict[str, list[str]] = {}
+    for app_id, names in value.items():
+        if not isinstance(app_id, str) or not app_id.strip() or len(app_id) > MAX_CLASSIC_NAME:
+            raise AttributeMappingError("the privileges mapper returned an invalid app id")
+        if isinstance(names, Mapping):
+            raise AttributeMappingError(
+                "the privileges mapper must list privilege names per app, not a permissions object"
+            )
+        out[app_id] = _names(names, "privileges")
+    return out
+
+
+def clean_secrets(value: Any) -> dict[str, Scalar]:
+    """Scalar values under string names. Errors never quote a value."""
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and k and _is_scalar(v) for k, v in value.items()
+    ):
+        raise AttributeMappingError("the secrets mapper must return a dict of names to scalar values")
+    return dict(value)
+
+
 @dataclass
 class MapperRegistry:
     """The mappers registered on one :class:`~flask_toucan.Toucan` object."""
@@ -69,6 +153,11 @@ class MapperRegistry:
     single: dict[str, tuple[AttributeMapper, bool]] = field(default_factory=dict)
     bulk: list[BulkMapper] = field(default_factory=list)
     permissions_mapper: PermissionsMapper = default_permissions
+    # classic profile (embed_context); each slot has a default, decorators swap it
+    roles_mapper: ClassicMapper = default_roles
+    privileges_mapper: ClassicMapper = default_privileges
+    groups_mapper: ClassicMapper = default_groups
+    secrets_mapper: ClassicMapper = default_secrets
 
     # -- registration ------------------------------------------------------
     def add_attribute(self, name: str, fn: AttributeMapper, *, many: bool = False) -> None:
@@ -112,6 +201,15 @@ class MapperRegistry:
                     f"required attribute {name!r} has no value for this user; no token was issued"
                 )
         return out
+
+    def map_classic(self, user: ToucanUser) -> ClassicContext:
+        """Roles, privileges, groups and secrets of the classic profile, checked."""
+        return ClassicContext(
+            roles=clean_roles(_call(self.roles_mapper, user, "roles") or ["USER"]),
+            privileges=clean_privileges(_call(self.privileges_mapper, user, "privileges") or {}),
+            groups=_names(_call(self.groups_mapper, user, "groups") or [], "groups"),
+            secrets=clean_secrets(_call(self.secrets_mapper, user, "secrets") or {}),
+        )
 
     def map_permissions(self, user: ToucanUser) -> Permissions:
         granted = _call(self.permissions_mapper, user, "permissions")

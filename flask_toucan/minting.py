@@ -7,6 +7,7 @@ and permissions; the sandbox, the CLI and the benchmarks can drive it directly.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,10 +19,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from . import signing, wire
 from .cache import SingleFlight, TokenCache, cache_key
 from .config import ToucanConfig
-from .exchange import exchange_assertion
+from .exceptions import AttributeMappingError
+from .exchange import ExchangeClient, exchange_assertion
 from .http import Transport
 from .keys import SigningKey
-from .mappers import AttributeValue, Permissions
+from .mappers import AttributeValue, ClassicContext, Permissions
 from .tokens import EmbedToken, utc_from_timestamp
 from .user import ToucanUser
 
@@ -31,6 +33,8 @@ class MintRequest:
     user: ToucanUser
     attributes: Mapping[str, AttributeValue]
     permissions: Permissions
+    #: The classic profile's roles / privileges / groups / secrets (``signed`` mode).
+    classic: ClassicContext | None = None
 
 
 class Minter(Protocol):
@@ -77,28 +81,49 @@ class ApiMinter:
 
 
 class SignedMinter:
-    """``signed`` mode: sign the JWT here; optionally exchange it (RFC 7523)."""
+    """``signed`` mode: sign the assertion here; exchange it (classic profile) when configured.
+
+    With an exchange URL the assertion only ever travels to the exchange
+    endpoint: the token handed to pages is the exchanged opaque one. Without
+    (signed-direct, kept for the sandbox and tests) the assertion itself is the
+    token, so it may carry no ``secrets``.
+    """
 
     def __init__(self, config: ToucanConfig, transport: Transport) -> None:
         assert config.keys and config.issuer and config.audience
         self._config = config
         self._keys = config.keys
         self._transport = transport
+        self._client: ExchangeClient | None = None
+        if config.exchange_url is not None:
+            assert config.exchange_client_secret is not None
+            self._client = ExchangeClient(
+                config.exchange_client_id,
+                config.exchange_client_secret,
+                config.exchange_auth_method,
+                config.exchange_scope,
+            )
 
     def __repr__(self) -> str:
-        return f"SignedMinter(kid={self._keys.current.kid!r})"
+        return f"SignedMinter(kid={self._keys.current.kid!r}, exchange={self._config.exchange_url!r})"
 
     def claims_for(self, request: MintRequest, now: float | None = None) -> dict[str, object]:
         c = self._config
         assert c.issuer and c.audience
+        context = request.classic if request.classic is not None else ClassicContext()
+        if self._client is None and context.secrets:
+            raise AttributeMappingError(
+                "embed_context.secrets need TOUCAN_EXCHANGE_URL: without the exchange the signed "
+                "token goes to the page; no token was issued"
+            )
         return signing.build_claims(
-            subject=request.user.distinct_id,
+            subject=c.assertion_subject,
+            username=request.user.distinct_id,
             attributes=request.attributes,
-            permissions=request.permissions,
+            context=context,
             issuer=c.issuer,
             audience=c.audience,
             ttl=c.token_ttl,
-            role=c.user_role,
             workspace_id=c.workspace_id,
             now=now,
         )
@@ -107,12 +132,15 @@ class SignedMinter:
         now = time.time()
         claims = self.claims_for(request, now)
         assertion = signing.sign(claims, self._keys.current)
-        if self._config.exchange_url is None:
+        kept = signing.without_secrets(claims)
+        if self._client is None or self._config.exchange_url is None:
             ttl = self._config.token_ttl
-            return EmbedToken(assertion, utc_from_timestamp(now + ttl), claims), ttl
-        value, lifetime = exchange_assertion(self._transport, self._config.exchange_url, assertion)
+            return EmbedToken(assertion, utc_from_timestamp(now + ttl), kept), ttl
+        value, lifetime = exchange_assertion(
+            self._transport, self._config.exchange_url, assertion, self._client
+        )
         served = min(lifetime, self._config.max_ttl)
-        return EmbedToken(value, utc_from_timestamp(now + served), claims), served
+        return EmbedToken(value, utc_from_timestamp(now + served), kept), served
 
 
 class TokenService:
@@ -134,6 +162,8 @@ class TokenService:
                 "user": request.user.distinct_id,
                 "attributes": dict(request.attributes),
                 "permissions": request.permissions,
+                # roles/privileges/groups change the token; secrets only as a salted tag
+                "classic": _classic_key(request.classic),
             }
         )
 
@@ -181,11 +211,21 @@ def namespace_for(config: ToucanConfig) -> str:
         config.audience,
         config.workspace_id,
         config.exchange_url,
+        config.exchange_client_id if config.exchange_url else None,
+        config.exchange_scope if config.exchange_url else None,
+        config.assertion_subject if config.mode == "signed" else None,
         config.token_ttl,
         keys.current.kid if keys else None,
         _fingerprint(_key_bytes(keys.current)) if keys else None,
     )
     return "|".join(str(part) for part in parts)
+
+
+def _classic_key(context: ClassicContext | None) -> object:
+    if context is None:
+        return None
+    secrets = json.dumps(context.secrets, sort_keys=True, default=str).encode()
+    return [context.roles, context.privileges, context.groups, _fingerprint(secrets)]
 
 
 def _fingerprint(secret: bytes) -> str:

@@ -1,15 +1,21 @@
-"""``signed`` mode: the app signs the embed JWT itself (self-hosted Toucan).
+"""``signed`` mode: the app signs the embed JWT itself (classic self-hosted Toucan).
 
-The claims follow what self-hosted deployments verify: ``sub``, ``iss``,
-``aud``, ``iat``, ``nbf``, ``exp``, ``jti`` and an ``embed_context`` holding the
-user (``username``, ``workspace_id``, ``roles``, ``privileges``, ``groups``,
-``attributes``). The mapped attributes named ``roles`` and ``groups`` fill those
-fields; ``privileges`` is the permissions object; every other mapped attribute
-goes under ``attributes``.
+The claims follow Toucan's docs-v3 ("Embedding > Authentication", "Embed SDK
+authentication"): ``sub`` is the value shared in the Embed settings (the
+assertion subject, by default the exchange client id ``toucan-embed-client``),
+``iss``/``aud`` come from the same settings, plus ``iat``, ``nbf``, ``exp``,
+``jti``, and an ``embed_context`` holding the user: ``username``,
+``workspace_id``, ``roles`` (``USER``/``ADMIN``), ``privileges`` (app id ->
+privilege names), ``groups``, ``attributes`` and ``secrets``. The user is
+``embed_context.username``, never ``sub``.
+
+``embed_context`` is at most 3.5 KB of JSON (Toucan's limit): a larger one is
+refused here, before anything is signed or sent.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -17,26 +23,45 @@ from typing import Any
 
 import jwt
 
+from .exceptions import EmbedContextTooLarge
 from .keys import SigningKey
-from .mappers import AttributeValue, Permissions
+from .mappers import AttributeValue, ClassicContext
+
+#: Toucan's documented ceiling for ``embed_context`` (3.5 KB of compact JSON).
+MAX_EMBED_CONTEXT_BYTES = 3584
 
 
 def build_claims(
     *,
     subject: str,
+    username: str,
     attributes: Mapping[str, AttributeValue],
-    permissions: Permissions,
+    context: ClassicContext,
     issuer: str,
     audience: str,
     ttl: int,
-    role: str,
     workspace_id: str | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
+    """The assertion's claims, or :class:`EmbedContextTooLarge`."""
     issued = int(now if now is not None else time.time())
-    attrs = dict(attributes)
-    roles = attrs.pop("roles", None)
-    groups = attrs.pop("groups", None)
+    embed_context: dict[str, Any] = {
+        "username": username,
+        "workspace_id": workspace_id,
+        "roles": list(context.roles),
+        "privileges": {app: list(names) for app, names in context.privileges.items()},
+        "groups": list(context.groups),
+        "attributes": dict(attributes),
+        "secrets": dict(context.secrets),
+    }
+    size = embed_context_size(embed_context)
+    if size > MAX_EMBED_CONTEXT_BYTES:
+        raise EmbedContextTooLarge(
+            f"embed_context is {size} bytes of JSON, above the {MAX_EMBED_CONTEXT_BYTES}-byte (3.5 KB) "
+            "limit of self-hosted Toucan; map fewer attributes, groups or privileges. No token was issued",
+            size=size,
+            limit=MAX_EMBED_CONTEXT_BYTES,
+        )
     return {
         "iss": issuer,
         "aud": audience,
@@ -45,21 +70,22 @@ def build_claims(
         "nbf": issued,
         "exp": issued + ttl,
         "jti": uuid.uuid4().hex,
-        "embed_context": {
-            "username": subject,
-            "workspace_id": workspace_id,
-            "roles": _as_list(roles) or [role],
-            "privileges": {k: dict(v) for k, v in permissions.items()},
-            "groups": _as_list(groups),
-            "attributes": attrs,
-        },
+        "embed_context": embed_context,
     }
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
+def embed_context_size(embed_context: Mapping[str, Any]) -> int:
+    """Bytes of compact UTF-8 JSON, the way the limit is measured."""
+    return len(json.dumps(embed_context, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def without_secrets(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The claims with ``embed_context.secrets`` dropped: what may be kept, cached or signalled."""
+    out = dict(claims)
+    ctx = out.get("embed_context")
+    if isinstance(ctx, Mapping) and "secrets" in ctx:
+        out["embed_context"] = {k: v for k, v in ctx.items() if k != "secrets"}
+    return out
 
 
 def sign(claims: Mapping[str, Any], key: SigningKey) -> str:

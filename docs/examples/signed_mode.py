@@ -1,4 +1,9 @@
-"""signed mode: the app signs the embed JWT and publishes its JWKS (self-hosted Toucan).
+"""signed mode, the classic profile: sign the embed JWT, exchange it, publish the JWKS.
+
+Self-hosted Toucan (docs-v3) exchanges the signed JWT at its realm token endpoint
+(TOUCAN_EXCHANGE_URL) with the Embed Manager's client secret; only the opaque token
+reaches the page. Without TOUCAN_EXCHANGE_URL the JWT itself goes to the page
+("signed-direct"), which no Toucan product accepts: the sandbox and tests only.
 
 Generate a key once:  flask --app docs/examples/signed_mode toucan keygen --out toucan-signing.pem
 """
@@ -23,8 +28,10 @@ app.config.update(
     # Rotation: publish the next key early; keep the old one verifying for a while.
     TOUCAN_SIGNING_KEY_NEXT=os.environ.get("TOUCAN_SIGNING_KEY_NEXT"),
     TOUCAN_SIGNING_KEY_FALLBACKS=[p for p in [os.environ.get("TOUCAN_SIGNING_KEY_OLD")] if p],
-    # Where the deployment swaps the JWT for an opaque token (RFC 7523), if it asks for it:
+    # The realm token endpoint that swaps the JWT for an opaque token (RFC 7523, scope=embed),
+    # e.g. https://toucan.example/api/auth/realms/<tenant>/protocol/openid-connect/token
     TOUCAN_EXCHANGE_URL=os.environ.get("TOUCAN_EXCHANGE_URL"),
+    TOUCAN_EXCHANGE_CLIENT_SECRET=os.environ.get("TOUCAN_EXCHANGE_CLIENT_SECRET"),
 )
 toucan = Toucan(app)
 
@@ -32,3 +39,9 @@ toucan = Toucan(app)
 @toucan.attribute("organization_id")
 def organization(user):
     return user["org"]
+
+
+@toucan.privileges
+def privileges(user):
+    """embed_context.privileges: app id -> privilege names (default: none)."""
+    return {"sales-app": ["view"]}

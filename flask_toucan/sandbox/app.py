@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, send_from_directory
 
-from . import auth_api, data_api
+from . import auth_api, classic, data_api
 from .errors import register_error_handlers
+from .frontend import register_frontend
 from .options import SandboxOptions
 from .state import EXTENSION_KEY, SandboxState
 from .views import CHARTS, DASHBOARDS
@@ -26,10 +27,14 @@ def create_app(**options: Any) -> Flask:
     """Build a sandbox app; ``options`` are the fields of :class:`SandboxOptions`."""
     opts = SandboxOptions.build(**options)
     app = Flask("flask_toucan.sandbox", static_folder=None)
-    app.extensions[EXTENSION_KEY] = SandboxState.from_options(opts)
+    state = SandboxState.from_options(opts)
+    app.extensions[EXTENSION_KEY] = state
+    state.oauth_server = classic.create_server(app, state)
     app.register_blueprint(auth_api.bp)
+    app.register_blueprint(classic.bp)
     app.register_blueprint(data_api.bp)
     register_error_handlers(app)
+    register_frontend(app)
     _install_mcp(app)
 
     @app.get("/embed/embed.js")
@@ -51,6 +56,7 @@ def create_app(**options: Any) -> Flask:
                 "dashboards": sorted(DASHBOARDS),
                 "charts": sorted(CHARTS),
                 "signed_mode": opts.host_jwks_url is not None,
+                "token_endpoint": f"/api/auth/realms/{opts.tenant}/protocol/openid-connect/token",
                 "docs": "docs/sandbox.md",
             }
         )

@@ -1,19 +1,22 @@
-"""The server-to-server endpoints: token API, jwt-bearer exchange, introspection, admin.
+"""The server-to-server endpoints: token API, introspection, admin.
 
-``POST /embed/generate-token`` and ``POST /embed/introspect`` need the
-``x-api-key`` header (compared in constant time). ``POST /oauth/token`` is the
-RFC 7523 jwt-bearer grant of signed mode (the assertion authenticates itself).
-``/_sandbox/*`` lets tests read counters and inject faults at run time.
+``POST /embed/generate-token`` (and the older documented path
+``POST /api/generate-token``) and ``POST /embed/introspect`` need the
+``x-api-key`` header (compared in constant time). The classic profile's
+token endpoint lives in :mod:`.classic`. ``/_sandbox/*`` lets tests read
+counters and inject faults at run time. Errors are Toucan's ``{code, message}``.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import time
 from typing import Any
 
-import jwt
 from flask import Blueprint, Response, jsonify, request
+from joserfc import jws
+from joserfc.errors import JoseError
 
 from ..exceptions import InvalidTokenError
 from .codec import TokenRejected
@@ -23,9 +26,6 @@ from .grants import Grant, RequestInvalid, grant_from_claims, grant_from_request
 from .state import SandboxState, get_state
 
 bp = Blueprint("sandbox_auth", __name__)
-
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-JTI_GRACE = 60  # seconds a jti is remembered past exp (covers verify_token's leeway)
 
 
 def require_api_key(state: SandboxState) -> None:
@@ -59,6 +59,7 @@ def _no_store(resp: Response) -> Response:
 
 
 @bp.post("/embed/generate-token")
+@bp.post("/api/generate-token")  # the older path Toucan's docs also show
 def generate_token() -> Response:
     state = get_state()
     state.stats.incr("token_requests")
@@ -79,57 +80,6 @@ def generate_token() -> Response:
     return _no_store(jsonify({"token": state.codec.encode(grant), "expiresIn": state.options.token_lifetime}))
 
 
-def _oauth_error(error: str, description: str, status: int = 400) -> Response:
-    resp = jsonify({"error": error, "error_description": description})
-    resp.status_code = status
-    return _no_store(resp)
-
-
-@bp.post("/oauth/token")
-def exchange() -> Response:
-    state = get_state()
-    state.stats.incr("exchange_requests")
-    faulty = _inject_fault(state)
-    if faulty is not None:
-        return faulty
-    grant_type = request.form.get("grant_type")
-    if grant_type != JWT_BEARER:
-        return _oauth_error("unsupported_grant_type", f"only {JWT_BEARER} is supported")
-    if state.host_keys is None:
-        return _oauth_error(
-            "unsupported_grant_type", "signed mode is off (start the sandbox with a host JWKS URL)"
-        )
-    assertion = request.form.get("assertion", "")
-    if not assertion:
-        return _oauth_error("invalid_request", "the assertion parameter is missing")
-    try:
-        claims = verify_host_token(state, assertion)
-    except InvalidTokenError as exc:
-        return _oauth_error("invalid_grant", exc.message)
-    try:
-        grant = grant_from_claims(
-            claims,
-            declared=state.options.attributes,
-            roles=state.options.roles,
-            lifetime=state.options.token_lifetime,
-            source="exchange",
-        )
-    except RequestInvalid as exc:
-        return _oauth_error("invalid_grant", exc.message)
-    if not state.seen_jti.first_use(str(claims["jti"]), float(claims["exp"]) + JTI_GRACE):
-        return _oauth_error("invalid_grant", "the assertion's jti was already used (replay)")
-    state.stats.incr("exchanges")
-    return _no_store(
-        jsonify(
-            {
-                "access_token": state.codec.encode(grant),
-                "token_type": "Bearer",
-                "expires_in": state.options.token_lifetime,
-            }
-        )
-    )
-
-
 def verify_host_token(state: SandboxState, token: str) -> dict[str, Any]:
     """Verified claims of a host-signed JWT (signed mode), or :class:`InvalidTokenError`."""
     assert state.host_keys is not None and state.options.issuer is not None
@@ -139,10 +89,10 @@ def verify_host_token(state: SandboxState, token: str) -> dict[str, Any]:
 def host_token_expired(token: str) -> bool:
     """Whether a host JWT that failed verification did so (also) because it expired."""
     try:
-        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
-    except jwt.PyJWTError:
+        exp = json.loads(jws.extract_compact(token.encode()).payload).get("exp")
+    except (JoseError, ValueError, AttributeError):
         return False
-    return isinstance(exp, int | float) and exp < time.time()
+    return isinstance(exp, int | float) and not isinstance(exp, bool) and exp < time.time()
 
 
 def grant_of(state: SandboxState, token: str, *, check_expiry: bool = True) -> Grant:
@@ -160,7 +110,6 @@ def grant_of(state: SandboxState, token: str, *, check_expiry: bool = True) -> G
             return grant_from_claims(
                 claims,
                 declared=state.options.attributes,
-                roles=state.options.roles,
                 lifetime=state.options.token_lifetime,
                 source="direct",
             )

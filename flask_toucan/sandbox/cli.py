@@ -25,6 +25,15 @@ from ..exceptions import ConfigurationError
 @click.option(
     "--jwks-cooldown", default=30.0, show_default=True, type=float, help="min seconds between refetches"
 )
+@click.option("--tenant", default="sandbox", show_default=True, help="classic profile: the realm name")
+@click.option(
+    "--exchange-client-id", default="toucan-embed-client", show_default=True, help="classic: embed client"
+)
+@click.option(
+    "--exchange-client-secret",
+    envvar="TOUCAN_SANDBOX_EXCHANGE_CLIENT_SECRET",
+    help="classic: the embed client's secret (default: random, printed at start)",
+)
 @click.option("--api-key", envvar="TOUCAN_SANDBOX_API_KEY", help="default: a random key, printed at start")
 @click.option("--latency-ms", default=0, show_default=True, type=int, help="added latency on the token API")
 @click.option(
@@ -56,6 +65,10 @@ def sandbox_command(host: str, port: int, origins: tuple[str, ...], **options: o
     click.echo(f"  token lifetime: {opts.token_lifetime}s; data: {server.data_file}")
     if opts.host_jwks_url:
         click.echo(f"  signed mode: JWKS {opts.host_jwks_url}, iss {opts.issuer}, aud {opts.audience}")
+        # Like the API key above: the sandbox's own local secret, printed to be copied.
+        click.echo(f"  TOUCAN_EXCHANGE_URL={server.exchange_url}")
+        click.echo(f"  TOUCAN_EXCHANGE_CLIENT_ID={opts.exchange_client_id}")
+        click.echo(f"  TOUCAN_EXCHANGE_CLIENT_SECRET={opts.exchange_client_secret}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,7 +1,11 @@
-"""JSON errors: one exception type, one handler, never a traceback to the client.
+"""JSON errors in Toucan's envelope: one exception type, one handler, no tracebacks.
 
-Messages are fixed strings or name a field; none quotes a token, the API key
-or the JWE key.
+Every sandbox API error is ``{"code": "UPPER_SNAKE", "message": "..."}``, the
+shape Toucan AI answers with (e.g. HTTP 403 ``NO_ACTIVE_SUBSCRIPTION``), plus
+``field`` when a request field is at fault. Only the OAuth token endpoint
+(:mod:`.classic`) answers RFC 6749 ``{"error", "error_description"}`` instead.
+Messages are fixed strings or name a field; none quotes a token, the API key,
+the client secret or the JWE key.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ class ApiError(Exception):
 def json_error(
     status: int, error: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
-    resp = jsonify({"error": error, "message": message, **extra})
+    resp = jsonify({"code": error.upper(), "message": message, **extra})
     resp.status_code = status
     resp.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
@@ -46,7 +50,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         code = exc.code or 500
-        name = (exc.name or "error").lower().replace(" ", "_")
+        name = (exc.name or "error").upper().replace(" ", "_").replace("'", "")
         return json_error(code, name, exc.description or name)
 
     @app.errorhandler(Exception)

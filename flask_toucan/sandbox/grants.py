@@ -1,14 +1,15 @@
 """What a token grants, and how a request body becomes one (strictly).
 
 Both doors into the sandbox end in a :class:`Grant`: the token API's JSON body
-(``api`` mode) and the ``embed_context`` of a host-signed JWT (``signed``
-mode). Validation is strict on purpose: an unknown field, a wrong type or an
+(``api`` mode) and the ``embed_context`` of a host-signed JWT (the classic
+profile, docs-v3). Validation is strict on purpose: an unknown field, a wrong type or an
 undeclared attribute is a :class:`RequestInvalid` naming the field, never a
 token minted on a guess.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -170,40 +171,95 @@ def grant_from_request(
     return Grant(distinct_id, role, attrs, perms, issued, issued + lifetime, source="api")
 
 
+#: Toucan's limit on ``embed_context`` (compact JSON bytes).
+MAX_EMBED_CONTEXT_BYTES = 3584
+CLASSIC_ROLES = ("USER", "ADMIN")
+#: The sandbox's own app id in classic ``privileges`` (its dashboards, charts and rows).
+SANDBOX_APP = "sandbox"
+#: What a classic privilege on the sandbox app grants (our choice; docs-v3 lists none).
+CLASSIC_PRIVILEGES: dict[str, dict[str, dict[str, bool]]] = {
+    "view": {"dashboard": {"can_view": True}, "chart": {"can_view": True}, "database": {"can_view": True}},
+    "contribute": {"dashboard": {"can_edit": True}, "chart": {"can_edit": True}},
+    "query": {"ai": {"can_query": True}},
+}
+ADMIN_PERMISSIONS = {resource: dict.fromkeys(flags, True) for resource, flags in PERMISSION_FLAGS.items()}
+
+
+def _names(value: Any, path: str) -> list[str]:
+    if not isinstance(value, list) or len(value) > MAX_LIST:
+        raise RequestInvalid(path, f"{path} must be a list of strings (at most {MAX_LIST})")
+    return [_string(v, f"{path}[{i}]") for i, v in enumerate(value)]
+
+
+def _privileges(value: Any, path: str) -> dict[str, list[str]]:
+    if not isinstance(value, dict):
+        raise RequestInvalid(path, f"{path} must be an object of app id -> list of privilege names")
+    return {_string(app, path): _names(names, f"{path}.{app}") for app, names in value.items()}
+
+
+def _secrets(value: Any, path: str) -> None:
+    """Checked for shape only: the sandbox never keeps, shows or logs them."""
+    if not isinstance(value, dict) or not all(
+        isinstance(v, str | int | float | bool) for v in value.values()
+    ):
+        raise RequestInvalid(path, f"{path} must be an object of scalar values")
+
+
+def classic_permissions(roles: list[str], privileges: Mapping[str, list[str]]) -> dict[str, dict[str, bool]]:
+    """``ADMIN`` grants everything; a ``USER`` what its privileges on :data:`SANDBOX_APP` say."""
+    if "ADMIN" in roles:
+        return {r: dict(f) for r, f in ADMIN_PERMISSIONS.items()}
+    out: dict[str, dict[str, bool]] = {}
+    for name in privileges.get(SANDBOX_APP, []):
+        for resource, flags in CLASSIC_PRIVILEGES.get(name, {}).items():
+            out.setdefault(resource, {}).update(flags)
+    return out
+
+
 def grant_from_claims(
     claims: Mapping[str, Any],
     *,
     declared: Mapping[str, str],
-    roles: Sequence[str],
     lifetime: int,
     source: str,
     now: float | None = None,
 ) -> Grant:
-    """Build the grant a verified host JWT carries (its ``embed_context``)."""
+    """Build the grant a verified classic assertion carries (its docs-v3 ``embed_context``).
+
+    ``roles`` (``USER``/``ADMIN``) and ``privileges`` (app id -> names) decide
+    the permissions; ``attributes`` (checked against the declared ones) plus
+    ``roles`` and ``groups`` (when declared) are what RLS sees.
+    """
+    raw = claims.get("embed_context")
+    size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_EMBED_CONTEXT_BYTES:
+        raise RequestInvalid(
+            "embed_context", f"embed_context is {size} bytes, above the {MAX_EMBED_CONTEXT_BYTES}-byte limit"
+        )
     ctx = _obj(
-        claims.get("embed_context"),
+        raw,
         "embed_context",
-        ("username", "workspace_id", "roles", "privileges", "groups", "attributes"),
-        required=("username",),
+        ("username", "workspace_id", "roles", "privileges", "groups", "attributes", "secrets"),
+        required=("username", "roles"),
     )
     username = _string(ctx["username"], "embed_context.username")
-    workspace = ctx.get("workspace_id")
-    if workspace is not None:
-        _string(workspace, "embed_context.workspace_id")
+    if ctx.get("workspace_id") is not None:
+        _string(ctx["workspace_id"], "embed_context.workspace_id")
+    roles = _names(ctx["roles"], "embed_context.roles")
+    if not roles or not set(roles) <= set(CLASSIC_ROLES):
+        raise RequestInvalid("embed_context.roles", "embed_context.roles must hold USER and/or ADMIN")
+    privileges = _privileges(ctx.get("privileges", {}), "embed_context.privileges")
+    groups = _names(ctx.get("groups", []), "embed_context.groups")
+    _secrets(ctx.get("secrets", {}), "embed_context.secrets")
     attrs = check_attributes(ctx.get("attributes", {}), declared, "embed_context.attributes")
-    for name in ("roles", "groups"):
-        if name in ctx:
-            if name not in declared:
-                raise RequestInvalid(
-                    f"embed_context.{name}", f"embed_context.{name} is not a declared attribute"
-                )
-            attrs[name] = check_attribute(name, ctx[name], declared[name], f"embed_context.{name}")
-    perms = check_permissions(ctx.get("privileges", {}), "embed_context.privileges")
-    token_roles = attrs.get("roles") or []
-    role = next((r for r in token_roles if r in roles), roles[0] if roles else "explorer")
-    issued = int(now if now is not None else time.time())
+    for name, value in (("roles", roles), ("groups", groups)):
+        if name in declared:
+            attrs[name] = check_attribute(name, value, declared[name], f"embed_context.{name}")
+    perms = classic_permissions(roles, privileges)
+    role = "ADMIN" if "ADMIN" in roles else "USER"
     if source == "direct":  # the host's own token, used as is: its own expiry and jti
         return Grant(
             username, role, attrs, perms, int(claims["iat"]), int(claims["exp"]), str(claims["jti"]), source
         )
+    issued = int(now if now is not None else time.time())
     return Grant(username, role, attrs, perms, issued, issued + lifetime, source=source)

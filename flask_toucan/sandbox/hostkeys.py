@@ -4,7 +4,14 @@ The sandbox trusts the host's public keys, fetched from its JWKS URL. The set
 is cached; a token whose ``kid`` is not in the cache triggers a refetch, but
 at most one per cool-down (default 30 s), whatever the number of requests, so
 a stream of tokens with a bogus ``kid`` cannot turn the sandbox into a
-hammer on the host. Verification itself is :func:`flask_toucan.verify.verify_token`.
+hammer on the host.
+
+Verification is joserfc's, never :func:`flask_toucan.verify_token`: the
+sandbox judges the host with an independent implementation, so one verifier
+bug cannot hide on both sides. It is strict the way an identity server is:
+tokens over 8 KB are refused before any decoding, only asymmetric algorithms
+are accepted, and ``exp``/``nbf``/``iat`` must be JSON numbers (not strings or
+booleans); ``exp``, ``iat`` and ``jti`` are required.
 """
 
 from __future__ import annotations
@@ -13,13 +20,18 @@ import threading
 import time
 from typing import Any
 
-import jwt
 import requests
+from joserfc import jws, jwt
+from joserfc.errors import ExpiredTokenError, JoseError
+from joserfc.jwk import KeySet
 
 from ..exceptions import InvalidTokenError
-from ..verify import verify_token
 
 MAX_JWKS_BYTES = 256 * 1024
+MAX_ASSERTION_BYTES = 8 * 1024
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+NUMERIC_DATES = ("exp", "nbf", "iat")
+LEEWAY = 60
 
 
 class HostKeys:
@@ -65,16 +77,49 @@ class HostKeys:
                 self._fetch()
             return self._jwks or {"keys": []}
 
-    def verify(self, token: str, *, issuer: str, audience: str) -> dict[str, Any]:
-        """Verified claims, or :class:`InvalidTokenError`."""
+    def verify(self, token: str, *, issuer: str, audience: str | list[str]) -> dict[str, Any]:
+        """Verified claims, or :class:`InvalidTokenError` naming the reason."""
+        if not isinstance(token, str) or len(token.encode()) > MAX_ASSERTION_BYTES:
+            raise InvalidTokenError("token is over 8 KB")
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            kid = jws.extract_compact(token.encode()).headers().get("kid")
+        except (JoseError, ValueError):
             raise InvalidTokenError("token is not a well-formed JWS") from None
-        kid = header.get("kid")
-        return verify_token(
-            token, self.keys_for(kid if isinstance(kid, str) else None), issuer=issuer, audience=audience
-        )
+        keys = self.keys_for(kid if isinstance(kid, str) else None)
+        try:
+            key_set = KeySet.import_key_set(keys)  # type: ignore[arg-type]
+            decoded = jwt.decode(token, key_set, algorithms=list(ALGORITHMS))
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise InvalidTokenError(
+                "signature does not verify against the host's JWKS (or bad kid)"
+            ) from None
+        return check_claims(decoded.claims, issuer=issuer, audience=audience)
+
+
+def check_claims(claims: dict[str, Any], *, issuer: str, audience: str | list[str]) -> dict[str, Any]:
+    """Registered claims: types first (NumericDates are numbers), then values."""
+    for name in NUMERIC_DATES:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InvalidTokenError(f"claim {name!r} is not a NumericDate (a JSON number)")
+    audiences = [audience] if isinstance(audience, str) else list(audience)
+    registry = jwt.JWTClaimsRegistry(
+        leeway=LEEWAY,
+        iss={"essential": True, "value": issuer},
+        aud={"essential": True, "values": audiences},
+        exp={"essential": True},
+        iat={"essential": True},
+        jti={"essential": True},
+    )
+    try:
+        registry.validate(claims)
+    except ExpiredTokenError:
+        raise InvalidTokenError("token has expired") from None
+    except JoseError as exc:
+        claim = getattr(exc, "claim", None) or "a claim"
+        what = {"iss": "issuer", "aud": "audience"}.get(str(claim), str(claim))
+        raise InvalidTokenError(f"invalid or missing {what} ({claim})") from None
+    return claims
 
 
 class SeenJti:

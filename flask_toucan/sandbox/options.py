@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigurationError
+from .faults import check_reject
 from .rls import DEFAULT_RULES, RuleNode
 
 #: Attribute name -> type. Types: ``string``, ``number``, ``boolean``,
@@ -35,6 +36,8 @@ DEFAULT_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*")
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(:(\d{1,5}|\*))?$")
 MAX_LIFETIME = 24 * 3600
+SECRETS = ("api_key", "exchange_client_secret")
+_REALM = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 @dataclass(frozen=True, repr=False)
@@ -52,6 +55,10 @@ class SandboxOptions:
     attributes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ATTRIBUTES))
     rules: Mapping[str, RuleNode] = field(default_factory=lambda: dict(DEFAULT_RULES))
     roles: tuple[str, ...] = DEFAULT_ROLES
+    # Classic profile: the realm token endpoint's tenant and its one embed client.
+    tenant: str = "sandbox"
+    exchange_client_id: str = "toucan-embed-client"
+    exchange_client_secret: str = ""  # empty: a random one is generated
     # Fault injection (also settable at run time, see faults.py).
     latency_ms: int = 0
     fail_rate: float = 0.0
@@ -59,9 +66,12 @@ class SandboxOptions:
     rate_limit_next: int = 0
     retry_after: int = 1
     fault_seed: int = 0
+    reject: Mapping[str, Any] | None = None  # {"status": 403, "code": "NO_ACTIVE_SUBSCRIPTION"}
 
-    def __repr__(self) -> str:  # the API key never appears in a repr or a log line
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "api_key")
+    def __repr__(self) -> str:  # secrets never appear in a repr or a log line
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name not in SECRETS
+        )
         return f"SandboxOptions({shown})"
 
     @classmethod
@@ -72,8 +82,9 @@ class SandboxOptions:
         if unknown:
             raise ConfigurationError(f"unknown sandbox option(s): {', '.join(unknown)}")
         values = {k: v for k, v in options.items() if v is not None}
-        if not values.get("api_key"):
-            values["api_key"] = secrets.token_urlsafe(24)
+        for name in SECRETS:
+            if not values.get(name):
+                values[name] = secrets.token_urlsafe(24)
         if "origins" in values:
             values["origins"] = tuple(values["origins"]) or DEFAULT_ORIGINS
         if "roles" in values:
@@ -103,6 +114,14 @@ class SandboxOptions:
         for name in ("latency_ms", "fail_next", "rate_limit_next", "retry_after"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must not be negative")
+        if not _REALM.match(self.tenant):
+            raise ConfigurationError("tenant must be 1-64 letters, digits, '.', '_' or '-'")
+        if not self.exchange_client_id or not isinstance(self.exchange_client_id, str):
+            raise ConfigurationError("exchange_client_id must be a non-empty string")
+        try:
+            check_reject(dict(self.reject) if self.reject is not None else None)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         if self.jwks_cooldown < 0:
             raise ConfigurationError("jwks_cooldown must not be negative")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .auth_api import introspection, reset_state
 from .grants import grant_from_request
@@ -22,6 +22,15 @@ def _close_mcp(app: Any) -> None:
     endpoint = app.extensions.get("toucan_sandbox_mcp")
     if endpoint is not None:
         endpoint.close()
+
+
+class _Handler(WSGIRequestHandler):
+    """Leaves ``Date`` to the app (one header, also under the test client)."""
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
 
 
 class SandboxServer:
@@ -47,7 +56,9 @@ class SandboxServer:
     def bind(self) -> SandboxServer:
         """Open the listening socket (so ``.url`` is known) without serving yet."""
         if self._server is None:
-            self._server = make_server(self.host, self._port, self.app, threaded=True)
+            self._server = make_server(
+                self.host, self._port, self.app, threaded=True, request_handler=_Handler
+            )
         return self
 
     def start(self) -> SandboxServer:
@@ -105,6 +116,21 @@ class SandboxServer:
         return self.state.options.api_key
 
     @property
+    def exchange_client_secret(self) -> str:
+        """The embed client's secret (``TOUCAN_EXCHANGE_CLIENT_SECRET`` of the host)."""
+        return self.state.options.exchange_client_secret
+
+    @property
+    def exchange_client_id(self) -> str:
+        return self.state.options.exchange_client_id
+
+    @property
+    def exchange_url(self) -> str:
+        """The classic token endpoint (``TOUCAN_EXCHANGE_URL`` of the host)."""
+        tenant = self.state.options.tenant
+        return f"{self.url}/api/auth/realms/{tenant}/protocol/openid-connect/token"
+
+    @property
     def data_file(self) -> str:
         return self.state.data_file
 
@@ -118,7 +144,9 @@ class SandboxServer:
         return self.state.faults.settings()
 
     def set_faults(self, **values: Any) -> dict[str, Any]:
-        """E.g. ``set_faults(fail_next=2)``: the next two token API calls answer 503."""
+        """E.g. ``set_faults(fail_next=2)``: the next two token API calls answer 503;
+        ``set_faults(reject={"status": 403, "code": "NO_ACTIVE_SUBSCRIPTION"})``
+        refuses every call until ``set_faults(reject=None)``."""
         return self.state.faults.update(**values)
 
     def reset(self) -> None:

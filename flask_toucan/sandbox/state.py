@@ -32,6 +32,7 @@ class SandboxState:
     stats: Stats = field(default_factory=Stats)
     host_keys: HostKeys | None = None
     seen_jti: SeenJti = field(default_factory=SeenJti)
+    oauth_server: Any = None  # the classic token endpoint's Authlib AuthorizationServer
 
     def __repr__(self) -> str:
         return f"SandboxState(data_file={self.data_file!r}, options={self.options!r})"
@@ -50,6 +51,7 @@ class SandboxState:
             rate_limit_next=options.rate_limit_next,
             retry_after=options.retry_after,
             fault_seed=options.fault_seed,
+            reject=dict(options.reject) if options.reject is not None else None,
         )
         if options.host_jwks_url:
             state.host_keys = HostKeys(options.host_jwks_url, cooldown=options.jwks_cooldown)

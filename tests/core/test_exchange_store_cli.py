@@ -9,7 +9,7 @@ import stat
 import pytest
 from flask import Flask, jsonify, request
 
-from flask_toucan import Toucan, UpstreamError, token_issued, verify_token
+from flask_toucan import Toucan, UpstreamRejected, token_issued, verify_token
 
 from .helpers import make_app, rsa_pem, signed_config
 
@@ -29,7 +29,9 @@ def test_jwt_bearer_exchange(live_server):
         return jsonify(access_token=f"opaque-{len(seen)}", token_type="Bearer", expires_in=600)
 
     srv = live_server(endpoint)
-    app, toucan = make_app(**signed_config(TOUCAN_EXCHANGE_URL=srv.url + "/oauth/token"))
+    app, toucan = make_app(
+        **signed_config(TOUCAN_EXCHANGE_URL=srv.url + "/oauth/token", TOUCAN_EXCHANGE_CLIENT_SECRET="s3")
+    )
     with app.test_request_context():
         user = toucan.login_user({"sub": "alice", "iss": "https://idp", "org": "acme"})
         tok = toucan.issue_token(user)
@@ -48,10 +50,12 @@ def test_exchange_refusal_is_upstream_error(live_server):
     endpoint = Flask("exchange-refuses")
     endpoint.post("/oauth/token")(lambda: (jsonify(error="invalid_grant", error_description="x"), 400))
     srv = live_server(endpoint)
-    app, toucan = make_app(**signed_config(TOUCAN_EXCHANGE_URL=srv.url + "/oauth/token"))
+    app, toucan = make_app(
+        **signed_config(TOUCAN_EXCHANGE_URL=srv.url + "/oauth/token", TOUCAN_EXCHANGE_CLIENT_SECRET="s3")
+    )
     with app.test_request_context():
         user = toucan.login_user({"sub": "alice", "iss": "https://idp", "org": "acme"})
-        with pytest.raises(UpstreamError, match="invalid_grant") as info:
+        with pytest.raises(UpstreamRejected, match="invalid_grant") as info:
             toucan.issue_token(user)
     assert "BEGIN" not in str(info.value)
 

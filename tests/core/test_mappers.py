@@ -82,12 +82,21 @@ def test_only_mapped_attributes_and_embed_context():
         },
     )
     ctx = claims["embed_context"]
-    assert ctx["attributes"] == {"organization_id": "acme", "region": "emea", "plan": "gold"}
-    assert ctx["roles"] == ["analyst"]
-    assert ctx["groups"] == ["g1"]
-    assert ctx["privileges"] == {"dashboard": {"can_view": True}}
+    # Classic profile: mapped attributes (whatever their names) stay attributes; roles,
+    # privileges and groups come from their own mappers (defaults: USER, none, none).
+    assert ctx["attributes"] == {
+        "organization_id": "acme",
+        "region": "emea",
+        "plan": "gold",
+        "roles": ["analyst"],
+        "groups": ["g1"],
+    }
+    assert ctx["roles"] == ["USER"]
+    assert ctx["groups"] == []
+    assert ctx["privileges"] == {}
     assert "email" not in str(claims)
-    assert claims["sub"] == "https://idp|alice"
+    assert claims["sub"] == "toucan-embed-client"  # docs-v3: sub is the Embed settings' client id
+    assert ctx["username"] == "https://idp|alice"  # the user, as api mode's distinctId
 
 
 def test_browser_supplied_attribute_ignored():
@@ -152,7 +161,8 @@ def test_permissions_mapper_and_kinds():
     analyst = mint_claims(
         app, toucan, {"sub": "a", "iss": "i", "org": "acme", "roles": ["analyst"]}, kind="assistant"
     )
-    assert analyst["embed_context"]["privileges"] == {"ai": {"can_query": True}}
+    # Toucan AI's permission object never goes into the classic privileges.
+    assert analyst["embed_context"]["privileges"] == {}
     with app.test_request_context():
         viewer = toucan.login_user({"sub": "v", "iss": "i", "org": "acme"})
         assert toucan.can("dashboard", viewer) and not toucan.can("assistant", viewer)
@@ -162,10 +172,11 @@ def test_permissions_mapper_and_kinds():
             toucan.issue_token(viewer, permissions={"dashboard": {"can_edit": True}})
 
 
-def test_default_permissions_are_view_only():
+def test_default_classic_privileges_are_empty():
     app, toucan = signed_app()
     claims = mint_claims(app, toucan, {"sub": "a", "iss": "i", "org": "acme"})
-    assert claims["embed_context"]["privileges"] == {"dashboard": {"can_view": True}}
+    assert claims["embed_context"]["privileges"] == {}
+    assert claims["embed_context"]["roles"] == ["USER"]
 
 
 def test_invalid_attribute_name_rejected_at_registration():

@@ -18,12 +18,13 @@ from flask_toucan import Toucan, ToucanError
 from .helpers import API_KEY, SECRET_KEY, rsa_pem, signed_config
 
 CLIENT_SECRET = "oauth-client-SECRET-9f8e7d6c5b4a"
+EXCHANGE_SECRET = "embed-client-SECRET-1a2b3c4d5e6f"
 PEM = rsa_pem(0)
 PEM_BODY_FRAGMENT = PEM.splitlines()[5]
 
 
 def secrets():
-    return [API_KEY, CLIENT_SECRET, PEM_BODY_FRAGMENT, SECRET_KEY]
+    return [API_KEY, CLIENT_SECRET, PEM_BODY_FRAGMENT, SECRET_KEY, EXCHANGE_SECRET]
 
 
 def build(mode: str):
@@ -36,7 +37,11 @@ def build(mode: str):
         app.config.update(TOUCAN_BASE_URL="http://127.0.0.1:9", TOUCAN_API_KEY=API_KEY)
     else:
         app.config.update(
-            signed_config(TOUCAN_SIGNING_KEY=PEM, TOUCAN_EXCHANGE_URL="http://127.0.0.1:9/oauth/token")
+            signed_config(
+                TOUCAN_SIGNING_KEY=PEM,
+                TOUCAN_EXCHANGE_URL="http://127.0.0.1:9/oauth/token",
+                TOUCAN_EXCHANGE_CLIENT_SECRET=EXCHANGE_SECRET,
+            )
         )
     oauth = OAuth(app)
     oauth.register(
@@ -162,6 +167,8 @@ def test_cross_origin_refresh_refused():
     app.config["TOUCAN_EXCHANGE_URL"] = None
     client = app.test_client()
     csrf = client.get("/as/alice").get_json()["csrf"]
-    r = client.post("/toucan/token", json={}, headers={"X-Toucan-CSRF": csrf, "Origin": "https://evil.example"})
+    r = client.post(
+        "/toucan/token", json={}, headers={"X-Toucan-CSRF": csrf, "Origin": "https://evil.example"}
+    )
     assert r.status_code == 403 and r.get_json()["error"] == "csrf_failed"
     assert "Access-Control-Allow-Origin" not in r.headers

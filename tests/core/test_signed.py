@@ -50,7 +50,9 @@ def test_token_verifies_against_published_jwks(signed):
     assert claims["exp"] - claims["iat"] == 120
     assert abs(token.expires_at.timestamp() - claims["exp"]) < 2
     assert 110 <= token.expires_in <= 120
-    assert verify_token(token.value, jwks, audience=AUD, issuer=ISS)["sub"] == "https://idp|alice"
+    claims = verify_token(token.value, jwks, audience=AUD, issuer=ISS)
+    assert claims["sub"] == "toucan-embed-client"  # the assertion subject (docs-v3)
+    assert claims["embed_context"]["username"] == "https://idp|alice"
     assert "d" not in jwks["keys"][0] and "p" not in jwks["keys"][0]  # public only
 
 

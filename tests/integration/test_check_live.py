@@ -105,7 +105,8 @@ def test_live_check_in_signed_mode_reports_the_exchange(toucan_sandbox_factory):
             TOUCAN_SIGNING_KEY=rsa_pem(0),
             TOUCAN_ISSUER=host.url,
             TOUCAN_AUDIENCE="toucan-sandbox",
-            TOUCAN_EXCHANGE_URL=f"{sandbox.url}/oauth/token",
+            TOUCAN_EXCHANGE_URL=sandbox.exchange_url,
+            TOUCAN_EXCHANGE_CLIENT_SECRET=sandbox.exchange_client_secret,
         )
         result = run_check(app, "--live", "--attr", "organization_id=acme")
         assert result.exit_code == 0, result.output

@@ -124,9 +124,7 @@ def test_environment_proxy_is_ignored_by_default(sandbox, tinyproxy, monkeypatch
 def test_signed_exchange_through_nginx_tls(toucan_sandbox_factory, nginx_factory, ca_bundle):
     """The classic profile's exchange behind a TLS front end with a private CA.
 
-    Written against the sandbox's exchange endpoint as it is today
-    (``/oauth/token``, no client authentication); to be moved to the realm
-    path and client secret when the sandbox's Authlib endpoint lands.
+    The realm token endpoint, with client authentication (the client secret).
     """
     holder: dict[str, Any] = {}
     host = start_live_server(lambda environ, start: holder["app"](environ, start))
@@ -141,7 +139,8 @@ def test_signed_exchange_through_nginx_tls(toucan_sandbox_factory, nginx_factory
             TOUCAN_SIGNING_KEY=rsa_pem(0),
             TOUCAN_ISSUER=host.url,
             TOUCAN_AUDIENCE="toucan-sandbox",
-            TOUCAN_EXCHANGE_URL=f"{fe.https_url}/oauth/token",
+            TOUCAN_EXCHANGE_URL=fe.https_url + sandbox.exchange_url.removeprefix(sandbox.url),
+            TOUCAN_EXCHANGE_CLIENT_SECRET=sandbox.exchange_client_secret,
             TOUCAN_HTTP_CA_BUNDLE=ca_bundle,
         )
         status, page = render_page(app)
@@ -149,6 +148,6 @@ def test_signed_exchange_through_nginx_tls(toucan_sandbox_factory, nginx_factory
         info = assert_real_token(sandbox, page)
         assert info["source"] == "exchange"
         assert sandbox.stats["exchanges"] == 1
-        assert fe.logged("POST /oauth/token HTTP/1.1 200 ")
+        assert fe.logged("POST /api/auth/realms/sandbox/protocol/openid-connect/token HTTP/1.1 200 ")
     finally:
         host.stop()

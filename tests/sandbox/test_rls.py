@@ -112,7 +112,7 @@ def test_sql_metacharacters_are_inert(app_client, value):
 def refused(resp, status, error):
     assert resp.status_code == status, resp.get_json()
     body = resp.get_json()
-    assert body["error"] == error
+    assert body["code"] == error.upper() and isinstance(body["message"], str)  # Toucan's envelope
     assert "rows" not in body
 
 
@@ -253,7 +253,7 @@ def test_assistant_answers_deterministically_from_scoped_rows(app_client):
 def test_unknown_dashboard_is_404_json(app_client):
     _, client, state = app_client
     resp = get(client, "/api/v1/dashboards/nope", issue(state, {"organization_id": "acme"}))
-    assert resp.status_code == 404 and resp.get_json()["error"] == "not_found"
+    assert resp.status_code == 404 and resp.get_json()["code"] == "NOT_FOUND"
 
 
 def test_rule_compilation_binds_values_and_fails_closed():

@@ -39,7 +39,7 @@ def test_missing_or_wrong_key_is_401_without_echo(app_client, key):
     _, client, state = app_client
     resp = post(client, state, token_request(ATTRS), key=key)
     assert resp.status_code == 401
-    assert resp.get_json()["error"] == "unauthorized"
+    assert resp.get_json()["code"] == "UNAUTHORIZED"
     assert state.options.api_key not in resp.get_data(as_text=True)
     assert state.stats["tokens_issued"] == 0
 
@@ -90,7 +90,7 @@ def test_invalid_body_is_400_naming_the_field(app_client, case, body, field):
     resp = post(client, state, body)
     assert resp.status_code == 400, case
     data = resp.get_json()
-    assert data["error"] == "invalid_request"
+    assert data["code"] == "INVALID_REQUEST"
     assert data["field"] == field
     assert state.stats["tokens_issued"] == 0
 
@@ -167,7 +167,7 @@ def test_fault_injection_fail_next_then_success(toucan_sandbox):
         statuses.append(resp.status_code)
         if resp.status_code == 503:
             assert resp.headers["Retry-After"] == "3"
-            assert resp.json()["error"] == "service_unavailable"
+            assert resp.json()["code"] == "SERVICE_UNAVAILABLE"
     assert statuses == [503, 503, 200]
     assert toucan_sandbox.stats["token_requests"] == 3
     assert toucan_sandbox.stats["tokens_issued"] == 1

@@ -142,7 +142,10 @@ class ToucanElement extends HTMLElement {
       return null;
     }
     if (seq !== this._seq) return null; // a newer request (new token) superseded this one
-    const error = (body && body.error) || (resp.ok ? null : `http_${resp.status}`);
+    // Errors come in Toucan's envelope {code: "UPPER_SNAKE", message}; events and
+    // data-error carry the code in lower case (token_expired, forbidden, ...).
+    const code = body && typeof body.code === "string" ? body.code.toLowerCase() : null;
+    const error = code || (resp.ok ? null : `http_${resp.status}`);
     if (resp.status === 401) {
       this._deadToken = token;
       if (error === "token_expired") {

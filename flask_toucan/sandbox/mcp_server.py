@@ -46,6 +46,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
+from werkzeug.http import http_date
 
 from . import assistant
 from .auth_api import grant_of
@@ -138,6 +139,15 @@ class McpEndpoint:
 
     # -- serving ------------------------------------------------------------------
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def dated(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            # Like every sandbox answer (frontend.py): a Date header, as a production front end sends.
+            if not any(name.lower() == "date" for name, _ in headers):
+                headers = [*headers, ("Date", http_date())]
+            return start_response(status, headers, *exc)
+
+        return self._serve(environ, dated)
+
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         refusal = self.gate(environ)
         if refusal is not None:
             status, body, headers = refusal

@@ -101,6 +101,7 @@ def test_server_refuses_without_token_or_permission(toucan_sandbox):
     init = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     anonymous = requests.post(url, json=init, timeout=5)
     assert anonymous.status_code == 401
+    assert anonymous.headers["Date"]
     assert anonymous.json()["code"] == "MISSING_TOKEN"
     viewer = toucan_sandbox.issue_token({"organization_id": "acme"}, {"dashboard": {"can_view": True}})
     refused = requests.post(url, json=init, headers={"Authorization": f"Bearer {viewer}"}, timeout=5)

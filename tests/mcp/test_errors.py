@@ -153,4 +153,4 @@ def test_silent_server_is_bounded():
                 assistant.tools()
         elapsed = time.monotonic() - started
     assert not isinstance(info.value, UpstreamRejected)
-    assert elapsed < 3, elapsed
+    assert elapsed < 4, elapsed  # the SDK alone took ~6 s here (probe + fallback handshake)

@@ -29,6 +29,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from flask_toucan import PermissionDenied, Toucan, ToucanError, ToucanUser
 
+from . import chat as host_bot
 from .users import (
     ANALYSTS_GROUP,
     DEMO_USERS,
@@ -269,6 +270,8 @@ def register_views(app: Flask, toucan: Toucan, oauth: OAuth) -> None:
     def assistant() -> str:
         """The AI assistant; a placeholder for users outside the analysts group."""
         return render_template("assistant.html", grant=grant_panel(app, toucan, "assistant"))
+
+    host_bot.register(app, toucan, login_required)
 
     @app.errorhandler(ToucanError)
     def toucan_error(exc: ToucanError) -> tuple[str, int]:

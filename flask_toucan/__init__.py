@@ -7,6 +7,8 @@ signed here for self-hosted deployments), handed to the ``<tc-dashboard>`` /
 
 from __future__ import annotations
 
+# AssistantSession imports the MCP SDK only when a session opens (the ``mcp`` extra).
+from .assistant import AssistantSession
 from .exceptions import (
     AttributeMappingError,
     AuthenticationRequired,
@@ -30,6 +32,7 @@ from .user import ToucanUser
 from .verify import verify_token
 
 __all__ = [
+    "AssistantSession",
     "AttributeMappingError",
     "AuthenticationRequired",
     "BadRequest",

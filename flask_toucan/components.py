@@ -354,3 +354,6 @@ def _scope(permissions: Mapping[str, Any]) -> str:
 def init_app(app: Flask) -> None:
     """Register the template global the macros call."""
     app.jinja_env.globals["_toucan_kit"] = ComponentKit()
+    from .result_renderer import result_renderer  # the MCP answers' renderer (own module)
+
+    app.jinja_env.globals["_toucan_result_renderer"] = result_renderer

@@ -8,6 +8,7 @@ value.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import ssl
 from collections.abc import Callable, Mapping, Sequence
@@ -75,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_STORE_TIMEOUT": 0.5,
     "TOUCAN_STORE_BREAKER_FAILURES": 3,
     "TOUCAN_STORE_BREAKER_COOLDOWN": 2.0,
+    # -- mcp (bring your own chat) --
+    "TOUCAN_ASSISTANT_ROUTE": False,  # POST {prefix}/assistant/ask for a host chat
 }
 
 #: The client authentication methods of the classic exchange (Authlib's names).
@@ -191,6 +194,15 @@ def _ca_bundle(value: Any) -> str | None:
     return str(path)
 
 
+def _assistant_route(value: Any) -> bool:
+    """``TOUCAN_ASSISTANT_ROUTE``: a bool; when on, the ``mcp`` extra must be installed."""
+    if not isinstance(value, bool):
+        raise ConfigurationError("TOUCAN_ASSISTANT_ROUTE must be True or False")
+    if value and importlib.util.find_spec("mcp") is None:  # found, not imported
+        raise ConfigurationError("TOUCAN_ASSISTANT_ROUTE needs the MCP SDK: pip install 'flask-toucan[mcp]'")
+    return value
+
+
 @dataclass(frozen=True, repr=False)
 class ToucanConfig:
     """The validated settings. Secrets are kept but never shown by ``repr``."""
@@ -243,6 +255,7 @@ class ToucanConfig:
     store_timeout: float = 0.5
     store_breaker_failures: int = 3
     store_breaker_cooldown: float = 2.0
+    assistant_route: bool = False
 
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"
@@ -382,6 +395,7 @@ class ToucanConfig:
             error_handlers=bool(get("TOUCAN_ERROR_HANDLERS")),
             **_classic_settings(get, exchange_url if mode == "signed" else None),
             **transport,
+            assistant_route=_assistant_route(get("TOUCAN_ASSISTANT_ROUTE")),
         )
 
     def margin_for(self, lifetime: float) -> float:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app, g, has_request_context, request, session
 from limits import parse as parse_rate
@@ -54,6 +54,10 @@ from .store import (
 )
 from .tokens import EmbedToken
 from .user import MAX_SESSION_CLAIMS_BYTES, PROTOCOL_CLAIMS, ToucanUser
+
+if TYPE_CHECKING:
+    from .assistant import AssistantSession
+    from .headless import HeadlessClient
 
 log = logging.getLogger("flask_toucan")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,6 +152,10 @@ class Toucan:
         blueprint = views.create_blueprint(config, _template_folder())
         # Pages and login views get an HTML 503, the refresh endpoint JSON (degrade.py).
         blueprint.register_error_handler(StoreUnavailable, handle_store_unavailable)
+        if config.assistant_route:
+            from . import assistant_views
+
+            assistant_views.add_routes(blueprint)
         app.register_blueprint(blueprint)
         if config.error_handlers:
             app.register_error_handler(ToucanError, views.handle_error)
@@ -364,6 +372,52 @@ class Toucan:
         except ToucanError:
             return False
         return True
+
+    def assistant(self, user: ToucanUser | None = None) -> AssistantSession:
+        """An MCP session with Toucan's assistant for ``user`` (default: current); see assistant.py.
+
+        Checks ``ai.can_query`` first: a user without it gets :class:`PermissionDenied`
+        and no token is minted. Use it as a context manager (``with toucan.assistant() as a``).
+        Needs the ``mcp`` extra.
+        """
+        from .assistant import AssistantSession, ThreadRegistry
+
+        user = user if user is not None else self.current_user
+        if user is None:
+            raise AuthenticationRequired("log in to use the assistant")
+        permissions_for_kind(self.mappers.map_permissions(user), "assistant")
+        state = _state()
+        if state.config.server_url is None:
+            raise ConfigurationError("the assistant needs TOUCAN_SERVER_URL (or TOUCAN_BASE_URL)")
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+        def mint() -> EmbedToken:
+            with app.app_context():
+                return self.issue_token(user, kind="assistant")
+
+        return AssistantSession(
+            f"{state.config.server_url}/mcp",
+            mint,
+            threads=ThreadRegistry(state.store, _subject_key(user), state.config.session_lifetime),
+            deadline=state.config.deadline,
+            connect_timeout=state.config.connect_timeout,
+            refresh_margin=state.config.refresh_margin,
+            proxy=state.config.http_proxy,
+            ca_bundle=state.config.ca_bundle,
+            trust_env=state.config.trust_env,
+        )
+
+    @property
+    def api(self) -> HeadlessClient:
+        """The headless REST API as the current user: ``toucan.api.dashboard(id)`` / ``.chart(id)``."""
+        from .headless import HeadlessClient
+
+        state = _state()
+        if state.config.server_url is None:
+            raise ConfigurationError("the headless API needs TOUCAN_SERVER_URL (or TOUCAN_BASE_URL)")
+        return HeadlessClient(
+            state.transport, state.config.server_url, lambda kind: self.issue_token(kind=kind)
+        )
 
     def csrf_token(self) -> str:
         """The CSRF token for this session (send it in ``TOUCAN_CSRF_HEADER``)."""

@@ -160,6 +160,13 @@ class Transport:
         the last attempt raises :class:`UpstreamError`; any other status is
         returned for the caller to judge (see :func:`flask_toucan.wire.parse_response`).
         """
+        return self._send("POST", url, what, kwargs)
+
+    def get(self, url: str, *, what: str, **kwargs: Any) -> Response:
+        """GET (the headless API) under the same deadline, retries, decoding and size cap as :meth:`post`."""
+        return self._send("GET", url, what, kwargs)
+
+    def _send(self, method: str, url: str, what: str, kwargs: dict[str, Any]) -> Response:
         host = safe_host(url)
         deadline_at = time.monotonic() + self.deadline
         attempt = 0
@@ -167,7 +174,7 @@ class Transport:
             resp: Response | None = None
             reason = ""
             try:
-                resp = self._attempt(url, kwargs, deadline_at, what, host)
+                resp = self._attempt(method, url, kwargs, deadline_at, what, host)
             except _Transient as exc:
                 reason = exc.reason
             if resp is not None and resp.status not in RETRY_STATUSES:
@@ -222,13 +229,13 @@ class Transport:
         return float(self.backoff_factor * (2**attempt) + random.uniform(0, self.backoff_jitter))  # noqa: S311
 
     def _attempt(
-        self, url: str, kwargs: dict[str, Any], deadline_at: float, what: str, host: str
+        self, method: str, url: str, kwargs: dict[str, Any], deadline_at: float, what: str, host: str
     ) -> Response:
         remaining = deadline_at - time.monotonic()
         if remaining <= 0:
             raise _Transient("deadline reached")
         try:
-            r = self.session.post(
+            r = getattr(self.session, method.lower())(  # session.post / session.get
                 url,
                 timeout=(min(self.connect_timeout, remaining), min(self.read_timeout, remaining)),
                 allow_redirects=False,

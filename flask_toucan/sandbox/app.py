@@ -14,6 +14,15 @@ from .state import EXTENSION_KEY, SandboxState
 from .views import CHARTS, DASHBOARDS
 
 
+def _install_mcp(app: Flask) -> None:
+    """``/api/mcp`` when the ``mcp`` extra is installed (see mcp_server.py)."""
+    try:
+        from . import mcp_server
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        return
+    mcp_server.install(app)
+
+
 def create_app(**options: Any) -> Flask:
     """Build a sandbox app; ``options`` are the fields of :class:`SandboxOptions`."""
     opts = SandboxOptions.build(**options)
@@ -26,6 +35,7 @@ def create_app(**options: Any) -> Flask:
     app.register_blueprint(data_api.bp)
     register_error_handlers(app)
     register_frontend(app)
+    _install_mcp(app)
 
     @app.get("/embed/embed.js")
     def embed_js() -> Response:

@@ -17,6 +17,13 @@ from .grants import grant_from_request
 from .state import SandboxState, get_state
 
 
+def _close_mcp(app: Any) -> None:
+    """Stop the MCP endpoint's event loop thread, if the ``mcp`` extra put one there."""
+    endpoint = app.extensions.get("toucan_sandbox_mcp")
+    if endpoint is not None:
+        endpoint.close()
+
+
 class _Handler(WSGIRequestHandler):
     """Leaves ``Date`` to the app (one header, also under the test client)."""
 
@@ -82,6 +89,7 @@ class SandboxServer:
                 self._server.shutdown()
                 self._thread.join(timeout=10)
             self._server.server_close()
+        _close_mcp(self.app)
         self._server = None
         self._thread = None
 

@@ -374,3 +374,109 @@ class TcAiAssistant extends ToucanElement {
 
 if (!customElements.get("tc-dashboard")) customElements.define("tc-dashboard", TcDashboard);
 if (!customElements.get("tc-ai-assistant")) customElements.define("tc-ai-assistant", TcAiAssistant);
+
+// ---------------------------------------------------------------------------
+// <tc-result-renderer>: draws the `visualizations` of an MCP answer (toucan-mcp-v1).
+// The data comes in a <script type="application/json"> child ({"visualizations": [...]},
+// see docs/wire.md); it is read with textContent and drawn with DOM text nodes only.
+const RESULT_STYLE = `
+tc-result-renderer { display: block; font: 14px/1.4 system-ui, sans-serif; margin: 8px 0; }
+tc-result-renderer .tc-viz { border: 1px solid #d0d7de; border-radius: 8px; padding: 8px 12px; margin: 6px 0; }
+tc-result-renderer .tc-kpi { display: flex; gap: 24px; }
+tc-result-renderer .tc-kpi-value { font-size: 22px; font-weight: 600; }
+`;
+let resultStyleInstalled = false;
+
+class TcResultRenderer extends HTMLElement {
+  connectedCallback() {
+    installStyle();
+    if (!resultStyleInstalled) {
+      resultStyleInstalled = true;
+      try {
+        const sheet = new CSSStyleSheet();
+        sheet.replaceSync(RESULT_STYLE);
+        document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+      } catch (_) { /* unstyled */ }
+    }
+    // Parsed children may not be there yet when the element is upgraded mid-parse.
+    if (this.querySelector('script[type="application/json"]')) this.render();
+    else queueMicrotask(() => this.render());
+  }
+
+  render() {
+    const source = this.querySelector('script[type="application/json"]');
+    let visualizations = [];
+    try {
+      const data = JSON.parse(source ? source.textContent : "{}");
+      visualizations = Array.isArray(data.visualizations) ? data.visualizations : [];
+    } catch (_) {
+      this.setAttribute("data-state", "error");
+      return;
+    }
+    const frag = document.createDocumentFragment();
+    if (source) frag.append(source);
+    for (const viz of visualizations) frag.append(this._figure(viz || {}));
+    this.replaceChildren(frag);
+    this.setAttribute("data-visualization-count", String(visualizations.length));
+    this.setAttribute("data-state", "ready");
+  }
+
+  _figure(viz) {
+    const figure = el("figure", { class: "tc-viz", "data-type": String(viz.type || "table") });
+    figure.append(el("figcaption", { class: "tc-title" }, viz.title || ""));
+    const columns = Array.isArray(viz.columns) ? viz.columns : [];
+    const rows = Array.isArray(viz.rows) ? viz.rows.filter(Array.isArray) : [];
+    if (viz.type === "kpi" && rows.length) {
+      const kpi = el("div", { class: "tc-kpi" });
+      columns.forEach((c, i) => {
+        const cell = el("div", { "data-col": c });
+        cell.append(el("div", { class: "tc-kpi-value" }, fmt(rows[0][i])), el("div", {}, c));
+        kpi.append(cell);
+      });
+      figure.append(kpi);
+      return figure;
+    }
+    if (viz.type === "bar") figure.append(this._bars(rows));
+    const table = el("table", { class: "tc-table" });
+    const head = el("tr");
+    for (const c of columns) head.append(el("th", { scope: "col" }, c));
+    table.append(el("thead"));
+    table.tHead.append(head);
+    const body = el("tbody");
+    for (const row of rows) {
+      const tr = el("tr");
+      row.forEach((v) => tr.append(el("td", { class: typeof v === "number" ? "tc-num" : "" }, fmt(v))));
+      body.append(tr);
+    }
+    table.append(body);
+    figure.append(table);
+    return figure;
+  }
+
+  _bars(rows) {
+    const width = 600, height = 140, pad = 16;
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "tc-chart");
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("role", "img");
+    const max = Math.max(1, ...rows.map((r) => Number(r[1]) || 0));
+    const slot = rows.length ? width / rows.length : width;
+    rows.forEach((r, i) => {
+      const h = ((Number(r[1]) || 0) / max) * (height - 2 * pad);
+      const rect = document.createElementNS(SVG_NS, "rect");
+      rect.setAttribute("x", String(i * slot + slot * 0.15));
+      rect.setAttribute("y", String(height - pad - h));
+      rect.setAttribute("width", String(slot * 0.7));
+      rect.setAttribute("height", String(h));
+      rect.setAttribute("data-label", String(r[0]));
+      rect.setAttribute("data-value", String(r[1]));
+      const title = document.createElementNS(SVG_NS, "title");
+      title.textContent = `${r[0]}: ${fmt(r[1])}`;
+      rect.append(title);
+      svg.append(rect);
+    });
+    return svg;
+  }
+}
+
+if (!customElements.get("tc-result-renderer")) customElements.define("tc-result-renderer", TcResultRenderer);

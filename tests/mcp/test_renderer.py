@@ -1,0 +1,71 @@
+"""``tc_result_renderer``: the envelope's visualizations in a JSON data block, escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from flask import render_template_string
+
+from flask_toucan.components import ComponentOptionError
+
+from .conftest import make_app
+
+MACRO = '{% from "toucan/components.html" import tc_result_renderer %}'
+HOSTILE = "</script><script>alert(1)</script><!-- ' \" & \u2028"
+
+
+@pytest.fixture
+def app():
+    app, _ = make_app("http://toucan.invalid", "key", TOUCAN_ASSISTANT_ROUTE=False)
+    return app
+
+
+def data_of(html: str) -> dict:
+    match = re.fullmatch(
+        r'<tc-result-renderer[^>]*><script type="application/json">(.*)</script></tc-result-renderer>',
+        html,
+        re.S,
+    )
+    assert match, html
+    return json.loads(match.group(1))
+
+
+def test_envelope_renders_its_visualizations(app):
+    envelope = {
+        "schema": "toucan-mcp-v1",
+        "answer": "x",
+        "threadId": "t",
+        "visualizations": [{"type": "bar", "title": HOSTILE, "columns": ["a", "b"], "rows": [["k", 1]]}],
+    }
+    with app.test_request_context():
+        html = render_template_string(
+            MACRO + '{{ tc_result_renderer(env, height=300, class_="r") }}', env=envelope
+        )
+    assert html.startswith('<tc-result-renderer class="r" style="height: 300px">')
+    assert html.count("<script") == 1 and html.count("</script>") == 1  # the title did not end the block
+    assert "<!--" not in html
+    assert data_of(html) == {"visualizations": envelope["visualizations"]}
+
+
+def test_single_visualization_and_nonce(app):
+    viz = {"type": "kpi", "title": "Total", "columns": ["Sales"], "rows": [[5]]}
+    with app.test_request_context():
+        from flask import g
+
+        g.csp_nonce = "abc123"
+        html = render_template_string(MACRO + "{{ tc_result_renderer(v) }}", v=viz)
+    assert '<script type="application/json" nonce="abc123">' in html
+    assert json.loads(html.split(">", 2)[2].rsplit("</script>", 1)[0]) == {"visualizations": [viz]}
+
+
+@pytest.mark.parametrize("bad", ["text", 3, None, {"answer": "no viz"}, [1, 2]])
+def test_bad_input_is_a_template_error(app, bad):
+    with app.test_request_context(), pytest.raises(ComponentOptionError):
+        render_template_string(MACRO + "{{ tc_result_renderer(v) }}", v=bad)
+
+
+def test_unknown_option_is_refused(app):
+    with app.test_request_context(), pytest.raises(ComponentOptionError):
+        render_template_string(MACRO + "{{ tc_result_renderer(v, onclick='x') }}", v=[])

@@ -127,5 +127,5 @@ def test_check_output_masks_passwords_in_urls():
     assert result.exit_code == 0, result.output
     for secret in ("s3cret-redis-pw", "s3cret-proxy-pw", API_KEY):
         assert secret not in result.output
-    assert "store: redis://:***@127.0.0.1:6390/0" in result.output
+    assert "store: Redis (redis, 127.0.0.1:6390)" in result.output  # kind and place, never the URL
     assert "proxy http://egress:***@127.0.0.1:3128" in result.output

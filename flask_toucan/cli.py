@@ -20,11 +20,15 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from . import issuing, live_check
 from .config import ToucanConfig
 from .exceptions import ToucanError
 from .http import redact_url
 from .keys import generate_private_key_pem, load_signing_key
+from .state import get_state
 from .store import describe_store
+from .user import ToucanUser
+from .views import public_jwks
 
 toucan_cli = AppGroup("toucan", help="flask-toucan: signing keys, JWKS, debug tokens.")
 
@@ -55,9 +59,7 @@ def keygen(out: str, kind: str, bits: int, force: bool) -> None:
 @toucan_cli.command("jwks")
 def jwks_command() -> None:
     """Print the public JWKS of signed mode."""
-    from .extension import get_state
-
-    click.echo(json.dumps(get_state().manager.jwks(), indent=2))
+    click.echo(json.dumps(public_jwks(get_state().config), indent=2))
 
 
 @toucan_cli.command("mint")
@@ -67,9 +69,6 @@ def jwks_command() -> None:
 @click.option("--kind", type=click.Choice(["dashboard", "chart", "assistant"]), default="dashboard")
 def mint(subject: str, issuer: str, claims: tuple[str, ...], kind: str) -> None:
     """Mint a token for a subject through the app's own mappers (debugging)."""
-    from .extension import get_state
-    from .user import ToucanUser
-
     values = {"sub": subject, "iss": issuer}
     for item in claims:
         name, sep, value = item.partition("=")
@@ -79,7 +78,7 @@ def mint(subject: str, issuer: str, claims: tuple[str, ...], kind: str) -> None:
     user = ToucanUser(issuer, subject, values)
     try:
         with current_app.test_request_context():
-            token = get_state().manager.issue_token(user, kind=kind)
+            token = issuing.issue_for(kind, user).token
     except ToucanError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc.message}") from None
     click.echo(json.dumps({**token.as_json(), "claims": dict(token.claims)}, indent=2, default=str))
@@ -94,19 +93,15 @@ def mint(subject: str, issuer: str, claims: tuple[str, ...], kind: str) -> None:
 @click.option("--attr", "attrs", multiple=True, help="token attribute NAME=VALUE (instead of the mappers)")
 def check(live: bool, subject: str, claims: tuple[str, ...], attrs: tuple[str, ...]) -> None:
     """Summarise the configuration; with --live, prove it against the instance (exit 1 on failure)."""
-    from .extension import get_state
-
     state = get_state()
     _summary(state.config)
     if not live:
         click.echo("ok")
         return
-    from . import live_check
-
     click.echo("live check:")
     report = live_check.run(
         state.config,
-        state.manager.mappers,
+        state.mappers,
         subject=subject,
         claims=_pairs(claims, "--claim"),
         attributes=_pairs(attrs, "--attr") or None,
@@ -156,6 +151,8 @@ def _summary(c: ToucanConfig) -> None:
 
 
 def _attach_sandbox() -> None:
+    # Lazy on purpose, not to dodge a cycle: the sandbox is an optional extra
+    # (``flask-toucan[sandbox]``, joserfc); without it there is no such command.
     try:
         from .sandbox.cli import sandbox_command
     except ImportError:  # the sandbox extra is not installed

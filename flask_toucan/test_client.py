@@ -22,7 +22,7 @@ from typing import Any
 from flask import session
 from flask.testing import FlaskClient
 
-from .extension import SESSION_ID
+from .state import SESSION_ID
 
 
 class ToucanTestClient(FlaskClient):

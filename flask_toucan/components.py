@@ -37,6 +37,7 @@ from flask import Flask, render_template, session, url_for
 from jinja2 import TemplateRuntimeError
 from markupsafe import Markup, escape
 
+from . import csrf, identity, issuing
 from .exceptions import (
     AttributeMappingError,
     AuthenticationRequired,
@@ -46,7 +47,6 @@ from .exceptions import (
     UpstreamError,
     UpstreamRejected,
 )
-from . import csrf, identity, issuing
 from .state import SESSION_ID, get_state
 from .tokens import EmbedToken
 

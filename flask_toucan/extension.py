@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from limits import parse as parse_rate
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
@@ -28,7 +28,6 @@ from .cli import toucan_cli
 from .config import ToucanConfig
 from .degrade import handle_store_unavailable
 from .exceptions import (
-    AuthenticationRequired,
     ConfigurationError,
     StoreUnavailable,
     ToucanError,
@@ -41,12 +40,11 @@ from .mappers import (
     ClassicMapper,
     MapperRegistry,
     PermissionsMapper,
-    permissions_for_kind,
 )
 from .minting import make_service
 from .result_renderer import result_renderer
 from .settings import apply_defaults
-from .state import EXTENSION_KEY, ClaimsLoader, Hooks, NonceLoader, ToucanState, get_state, subject_key
+from .state import EXTENSION_KEY, ClaimsLoader, Hooks, NonceLoader, ToucanState, get_state
 from .store import (
     CircuitBreaker,
     GuardedLimiter,

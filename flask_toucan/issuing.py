@@ -71,7 +71,7 @@ def issue_for(kind: str, user: ToucanUser | None = None) -> Issued:
 
 
 def can(kind: str, user: ToucanUser | None = None) -> bool:
-    """Whether ``user`` (default: current) may have a token for ``kind``; ``False`` while the store is down."""
+    """Whether ``user`` (default: current) may have a ``kind`` token (``False`` while the store is down)."""
     try:
         found = user if user is not None else identity.current_user()
         if found is None:

@@ -358,7 +358,7 @@ SETTINGS: tuple[Setting, ...] = (
         '`"api"`: tokens from Toucan\'s token API (Toucan AI); `"signed"`: the app signs JWTs itself (classic self-hosted Toucan, with `TOUCAN_EXCHANGE_URL`)',
         _mode,
         "mode",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_BASE_URL",
         None,
@@ -366,7 +366,7 @@ SETTINGS: tuple[Setting, ...] = (
         _base_url,
         "base_url",
         "— (required in api mode)",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_API_KEY",
         None,
@@ -374,7 +374,7 @@ SETTINGS: tuple[Setting, ...] = (
         _api_key,
         "api_key",
         "— (required in api mode)",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_TOKEN_PATH",
         "/embed/generate-token",
@@ -382,7 +382,7 @@ SETTINGS: tuple[Setting, ...] = (
         _token_url,
         "token_url",
         "`/embed/generate-token`",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_EMBED_SCRIPT_URL",
         None,
@@ -390,7 +390,7 @@ SETTINGS: tuple[Setting, ...] = (
         _below_base("TOUCAN_EMBED_SCRIPT_URL", "/embed/embed.js"),
         "embed_script_url",
         "`{base}/embed/embed.js`",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_SERVER_URL",
         None,
@@ -398,14 +398,14 @@ SETTINGS: tuple[Setting, ...] = (
         _below_base("TOUCAN_SERVER_URL", "/api"),
         "server_url",
         '`TOUCAN_BASE_URL + "/api"`',
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_USER_ROLE",
         "explorer",
         "the user's `role` in the token request",
         lambda v, ctx: str(v),
         "user_role",
-    ),  # noqa: E501
+    ),
     # -- token lifetimes
     S(
         "TOUCAN_TOKEN_MAX_TTL",
@@ -413,7 +413,7 @@ SETTINGS: tuple[Setting, ...] = (
         "upper bound: `TOUCAN_TOKEN_TTL` above it is refused; in api mode it caps how long a token is served",
         _integer("TOUCAN_TOKEN_MAX_TTL"),
         "max_ttl",
-    ),  # noqa: E501
+    ),
     S("TOUCAN_TOKEN_TTL", None, "lifetime of signed tokens, seconds", _ttl, "token_ttl", "`300`"),
     S(
         "TOUCAN_REFRESH_MARGIN",
@@ -421,7 +421,7 @@ SETTINGS: tuple[Setting, ...] = (
         "a cached token stops being served this long before expiry (at most a quarter of its lifetime)",
         _number("TOUCAN_REFRESH_MARGIN"),
         "refresh_margin",
-    ),  # noqa: E501
+    ),
     # -- signed mode (classic self-hosted Toucan)
     S(
         "TOUCAN_SIGNING_KEY",
@@ -430,28 +430,28 @@ SETTINGS: tuple[Setting, ...] = (
         _signing_keys,
         "keys",
         "— (required in signed mode)",
-    ),  # noqa: E501
+    ),
     S("TOUCAN_SIGNING_KEY_ID", None, "the `kid`", shown="RFC 7638 thumbprint"),
     S(
         "TOUCAN_SIGNING_ALGORITHM",
         None,
         "must fit the key; `none` is never accepted; HMAC never mixes with asymmetric keys",
         shown="from the key (RS256 for RSA)",
-    ),  # noqa: E501
+    ),
     S("TOUCAN_SIGNING_KEY_NEXT", None, "the next key, published in the JWKS before it signs"),
     S(
         "TOUCAN_SIGNING_KEY_FALLBACKS",
         (),
         "older keys (public halves suffice), still published so tokens they signed verify until they expire",
         shown="`[]`",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_EXCHANGE_URL",
         None,
         "classic profile: the realm token endpoint, `{instance}/api/auth/realms/{tenant}/protocol/openid-connect/token`. Unset = signed-direct, which **no Toucan product accepts** (sandbox/tests only)",
         _exchange_url,
         "exchange_url",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_ISSUER",
         None,
@@ -459,7 +459,7 @@ SETTINGS: tuple[Setting, ...] = (
         _issuer,
         "issuer",
         "— (required in signed mode)",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_AUDIENCE",
         None,
@@ -467,7 +467,7 @@ SETTINGS: tuple[Setting, ...] = (
         _audience,
         "audience",
         "`TOUCAN_EXCHANGE_URL` (required without one)",
-    ),  # noqa: E501
+    ),
     S("TOUCAN_WORKSPACE_ID", None, "`embed_context.workspace_id`", _as_is, "workspace_id"),
     S(
         "TOUCAN_EXCHANGE_CLIENT_ID",
@@ -475,14 +475,14 @@ SETTINGS: tuple[Setting, ...] = (
         "the embed client of the exchange",
         _non_empty("TOUCAN_EXCHANGE_CLIENT_ID"),
         "exchange_client_id",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_EXCHANGE_SCOPE",
         "embed",
         "the `scope` of the token request",
         _non_empty("TOUCAN_EXCHANGE_SCOPE"),
         "exchange_scope",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_ASSERTION_SUBJECT",
         None,
@@ -490,14 +490,14 @@ SETTINGS: tuple[Setting, ...] = (
         _assertion_subject,
         "assertion_subject",
         "`TOUCAN_EXCHANGE_CLIENT_ID`",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_EXCHANGE_AUTH_METHOD",
         "client_secret_basic",
         'or `"client_secret_post"` (Authlib\'s client authentication)',
         _auth_method,
         "exchange_auth_method",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_EXCHANGE_CLIENT_SECRET",
         None,
@@ -505,7 +505,7 @@ SETTINGS: tuple[Setting, ...] = (
         _client_secret,
         "exchange_client_secret",
         "— (required with `TOUCAN_EXCHANGE_URL`)",
-    ),  # noqa: E501
+    ),
     # -- identity, login and the blueprint
     S(
         "TOUCAN_REQUIRED_ATTRIBUTES",
@@ -513,7 +513,7 @@ SETTINGS: tuple[Setting, ...] = (
         "attributes that must map to a value, or no token is minted",
         _required,
         "required_attributes",
-    ),  # noqa: E501
+    ),
     S("TOUCAN_URL_PREFIX", "/toucan", "the blueprint's prefix", _prefix, "url_prefix", "`/toucan`"),
     S(
         "TOUCAN_OAUTH_CLIENT",
@@ -522,7 +522,7 @@ SETTINGS: tuple[Setting, ...] = (
         _as_is,
         "oauth_client",
         "the only registered client",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_LOGIN_REDIRECT",
         "/",
@@ -530,7 +530,7 @@ SETTINGS: tuple[Setting, ...] = (
         _as_is,
         "login_redirect",
         "`/`",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_LOGOUT_REDIRECT",
         "/",
@@ -538,7 +538,7 @@ SETTINGS: tuple[Setting, ...] = (
         _as_is,
         "logout_redirect",
         "`/`",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_SESSION_CLAIMS",
         None,
@@ -546,14 +546,14 @@ SETTINGS: tuple[Setting, ...] = (
         _session_claims,
         "session_claims",
         "`None` (all but protocol claims)",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_FETCH_USERINFO",
         True,
         "after login, add the provider's UserInfo claims (same `sub` required; id_token claims win)",
         _truthy,
         "fetch_userinfo",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_SESSION_LIFETIME",
         None,
@@ -561,7 +561,7 @@ SETTINGS: tuple[Setting, ...] = (
         _session_lifetime,
         "session_lifetime",
         "`PERMANENT_SESSION_LIFETIME`",
-    ),  # noqa: E501
+    ),
     S("TOUCAN_CSRF_HEADER", "X-Toucan-CSRF", "header carrying the CSRF token", _as_is, "csrf_header"),
     S(
         "TOUCAN_CSRF_MAX_AGE",
@@ -570,7 +570,7 @@ SETTINGS: tuple[Setting, ...] = (
         _csrf_max_age,
         "csrf_max_age",
         "the session lifetime",
-    ),  # noqa: E501
+    ),
     # -- store and rate limit
     S(
         "TOUCAN_STORE",
@@ -578,42 +578,42 @@ SETTINGS: tuple[Setting, ...] = (
         '`"memory"`, `"redis://…"`, `"file:///path"`, or a `cachelib` cache: token cache and login records; use Redis with several workers',
         _as_is,
         "store",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_STORE_CONNECT_TIMEOUT",
         0.5,
         "seconds: Redis connect timeout (store and rate limiter)",
         _number("TOUCAN_STORE_CONNECT_TIMEOUT"),
         "store_connect_timeout",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_STORE_TIMEOUT",
         0.5,
         "seconds: Redis read/write timeout (store and rate limiter)",
         _number("TOUCAN_STORE_TIMEOUT"),
         "store_timeout",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_STORE_BREAKER_FAILURES",
         3,
-        "consecutive store failures that open the circuit breaker (1–1000)",
+        "consecutive store failures that open the circuit breaker (1 to 1000)",
         _int_range("TOUCAN_STORE_BREAKER_FAILURES", 1, 1000),
         "store_breaker_failures",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_STORE_BREAKER_COOLDOWN",
         2.0,
         "seconds the breaker stays open (store calls fail fast with 503) before one probe call",
         _number("TOUCAN_STORE_BREAKER_COOLDOWN"),
         "store_breaker_cooldown",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_RATE_LIMIT",
         "30/minute",
         "per-session limit of the refresh endpoint (`limits` syntax; `None` disables)",
         _as_is,
         "rate_limit",
-    ),  # noqa: E501
+    ),
     # -- outbound HTTP
     S(
         "TOUCAN_HTTP_CONNECT_TIMEOUT",
@@ -621,42 +621,42 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds to open a connection (TCP + TLS)",
         _number("TOUCAN_HTTP_CONNECT_TIMEOUT"),
         "connect_timeout",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_HTTP_READ_TIMEOUT",
         5.0,
         "idle-read timeout: the longest silence allowed while waiting for or reading the answer",
         _number("TOUCAN_HTTP_READ_TIMEOUT"),
         "read_timeout",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_HTTP_DEADLINE",
         10.0,
         "seconds for a whole upstream call: connect, every retry, back-off and the body",
         _number("TOUCAN_HTTP_DEADLINE"),
         "deadline",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_HTTP_RETRIES",
         2,
         "extra attempts on connection errors, 429, 502, 503, 504 (never on another 4xx)",
         _int_range("TOUCAN_HTTP_RETRIES", 0, 5),
         "retries",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_HTTP_MAX_RESPONSE_BYTES",
         64 * 1024,
         "bigger answers are refused, counted after gzip / deflate / br decoding",
         _integer("TOUCAN_HTTP_MAX_RESPONSE_BYTES"),
         "max_response_bytes",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_HTTP_PROXY",
         None,
         "`http://[user:password@]host:port` forward proxy for the token API and the exchange (http and https; https goes through `CONNECT`). Never shown in an error or by `flask toucan check`",
         _proxy_url,
         "http_proxy",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_HTTP_CA_BUNDLE",
         None,
@@ -664,14 +664,14 @@ SETTINGS: tuple[Setting, ...] = (
         _ca_bundle,
         "ca_bundle",
         "`None` (certifi's bundle)",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_HTTP_TRUST_ENV",
         False,
         "`True` lets `HTTP(S)_PROXY`, `NO_PROXY`, `REQUESTS_CA_BUNDLE` and `.netrc` apply; off by default so nothing in the environment redirects a secret-bearing call. `TOUCAN_HTTP_CA_BUNDLE` still wins when set",
         _flag("TOUCAN_HTTP_TRUST_ENV"),
         "trust_env",
-    ),  # noqa: E501
+    ),
     # -- pages
     S(
         "TOUCAN_PLACEHOLDER_TEMPLATE",
@@ -679,21 +679,21 @@ SETTINGS: tuple[Setting, ...] = (
         "rendered instead of a component when there is no token",
         _as_is,
         "placeholder_template",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_ERROR_HANDLERS",
         True,
         "also register the JSON error handler on the app (not only the blueprint)",
         _truthy,
         "error_handlers",
-    ),  # noqa: E501
+    ),
     S(
         "TOUCAN_ASSISTANT_ROUTE",
         False,
         "add `POST {prefix}/assistant/ask` (the MCP assistant for a host chat; needs the `mcp` extra)",
         _assistant_route,
         "assistant_route",
-    ),  # noqa: E501
+    ),
 )
 del S
 
@@ -749,7 +749,7 @@ def render_into(text: str) -> str:
 def main(argv: Sequence[str]) -> int:
     """``--markdown`` prints the table; ``--write [ROOT]`` rewrites the docs' blocks."""
     if argv[:1] == ["--markdown"]:
-        print(markdown_table())  # noqa: T201 - a command's output
+        print(markdown_table())
         return 0
     if argv[:1] == ["--write"]:
         root = Path(argv[1]) if len(argv) > 1 else Path.cwd()
@@ -757,7 +757,7 @@ def main(argv: Sequence[str]) -> int:
             path = root / name
             path.write_text(render_into(path.read_text(encoding="utf-8")), encoding="utf-8")
         return 0
-    print("usage: python -m flask_toucan.settings --markdown | --write [REPO_ROOT]", file=sys.stderr)  # noqa: T201
+    print("usage: python -m flask_toucan.settings --markdown | --write [REPO_ROOT]", file=sys.stderr)
     return 2
 
 

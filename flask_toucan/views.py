@@ -33,9 +33,9 @@ from .exceptions import (
     UpstreamError,
     UpstreamRejected,
 )
-from .state import SESSION_ID, get_state
 from .mappers import KINDS
 from .redirects import safe_next
+from .state import SESSION_ID, get_state
 
 log = logging.getLogger("flask_toucan")
 

@@ -17,6 +17,7 @@ from flask.cli import AppGroup
 
 from .exceptions import ToucanError
 from .keys import generate_private_key_pem, load_signing_key
+from .schema import describe as describe_schema
 
 toucan_cli = AppGroup("toucan", help="flask-toucan: signing keys, JWKS, debug tokens.")
 
@@ -96,6 +97,8 @@ def check() -> None:
         if c.exchange_url:
             click.echo(f"exchange: {c.exchange_url}")
     click.echo(f"required attributes: {', '.join(c.required_attributes) or '(none)'}")
+    for line in describe_schema(c.attribute_schema):
+        click.echo(line)
     store = c.store if isinstance(c.store, str) else type(c.store).__name__
     click.echo(f"url prefix: {c.url_prefix}  store: {store}")
     click.echo("ok")

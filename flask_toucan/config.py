@@ -9,13 +9,14 @@ value.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError
 from .keys import KeySet, load_key_set
+from .schema import DEFAULT_MAX_LENGTH, AttributeSchema, schema_from_settings
 
 MODES = ("api", "signed")
 
@@ -57,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_CSRF_MAX_AGE": None,  # default: the session lifetime
     "TOUCAN_PLACEHOLDER_TEMPLATE": "toucan/placeholder.html",
     "TOUCAN_ERROR_HANDLERS": True,
+    # attribute schema (schema area): declared types, per-value length cap
+    "TOUCAN_ATTRIBUTES": None,  # None: any attribute name; values are checked all the same
+    "TOUCAN_ATTRIBUTE_MAX_LENGTH": DEFAULT_MAX_LENGTH,
 }
 
 
@@ -78,6 +82,11 @@ def _http_url(name: str, value: Any) -> str:
     if parts.username or parts.password:
         raise ConfigurationError(f"{name} must not carry credentials")
     return value.rstrip("/")
+
+
+def _attribute_schema(get: Any, required: tuple[str, ...]) -> AttributeSchema:
+    """``TOUCAN_ATTRIBUTES`` and ``TOUCAN_ATTRIBUTE_MAX_LENGTH`` (see :mod:`flask_toucan.schema`)."""
+    return schema_from_settings(get("TOUCAN_ATTRIBUTES"), get("TOUCAN_ATTRIBUTE_MAX_LENGTH"), required)
 
 
 @dataclass(frozen=True, repr=False)
@@ -117,6 +126,7 @@ class ToucanConfig:
     csrf_max_age: int
     placeholder_template: str
     error_handlers: bool
+    attribute_schema: AttributeSchema = field(default_factory=AttributeSchema)
 
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"
@@ -250,6 +260,7 @@ class ToucanConfig:
             csrf_max_age=int(csrf_max_age),
             placeholder_template=get("TOUCAN_PLACEHOLDER_TEMPLATE"),
             error_handlers=bool(get("TOUCAN_ERROR_HANDLERS")),
+            attribute_schema=_attribute_schema(get, tuple(required)),
         )
 
     def margin_for(self, lifetime: float) -> float:

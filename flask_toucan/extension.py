@@ -298,7 +298,8 @@ class Toucan:
             if hit is not None and not hit.expired:
                 return hit
 
-        attributes = self.mappers.map_attributes(user, state.config.required_attributes)
+        config = state.config
+        attributes = self.mappers.map_attributes(user, config.required_attributes, config.attribute_schema)
         token, cached = state.service.issue(MintRequest(user, attributes, perms))
         if memo is not None:
             memo[memo_key] = token

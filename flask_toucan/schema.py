@@ -63,6 +63,12 @@ MAX_ATTRIBUTES_BYTES = 2048
 #: that reads numbers as doubles (JavaScript, many SQL drivers).
 MAX_SAFE_INTEGER = 2**53 - 1
 
+#: Unicode categories refused in text: C0, DEL and C1 controls (CR, LF, TAB,
+#: NUL, ESC...), the line and paragraph separators U+2028/U+2029 (line breaks
+#: to a log reader or a JavaScript string), and lone surrogates (not encodable:
+#: they would break the JSON sent upstream).
+REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
 #: Bidi controls that reorder what a reader sees: LRM, RLM, ALM, the
 #: embeddings/overrides and the isolates.
 BIDI_CONTROLS = frozenset({0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
@@ -186,7 +192,9 @@ def _check_scalar(schema: AttributeSchema, name: str, value: Any, kind: str | No
         if not isinstance(value, bool):
             _fail(name, "is not a boolean where bool is declared")
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):
+        _fail(name, f"is a boolean where {kind} is declared")
+    if not isinstance(value, int | float):
         _fail(name, f"is not a number where {kind} is declared")
     if kind == "int":
         if not isinstance(value, int):
@@ -221,7 +229,7 @@ def _check_text(schema: AttributeSchema, name: str, value: str) -> None:
         code = ord(char)
         if code in BIDI_CONTROLS:
             _fail(name, f"contains a bidi control character (U+{code:04X} at position {position})")
-        if unicodedata.category(char) == "Cc":  # C0, DEL and C1 controls (CR, LF, TAB, NUL, ESC...)
+        if unicodedata.category(char) in REFUSED_CATEGORIES:
             _fail(name, f"contains a control character (U+{code:04X} at position {position})")
 
 

@@ -133,7 +133,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float) -> boo
                 pass
         if ok == len(SIDES):
             return True
-        time.sleep(0.1)
+        time.sleep(0.1)  # poll interval of a wait on a condition (every side answers)
     return False
 
 

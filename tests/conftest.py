@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import hypothesis
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -103,3 +104,16 @@ def artifacts_dir() -> str:
     path = os.path.join(os.path.dirname(__file__), "..", "test-artifacts")
     os.makedirs(path, exist_ok=True)
     return os.path.abspath(path)
+
+
+# Hypothesis: a loaded 2-core CI box is slow, not wrong. No per-example deadline and
+# no "too slow" health check (both fail by timing alone), no example database on
+# disk; under CI the examples are derandomised, so a run is repeatable.
+hypothesis.settings.register_profile(
+    "toucan",
+    deadline=None,
+    database=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+    derandomize=bool(os.environ.get("CI")),
+)
+hypothesis.settings.load_profile("toucan")

@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 from .exceptions import AttributeMappingError, ConfigurationError
 
 #: What an attribute may be called: a plain identifier, as RLS rules name it.
-ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+ATTRIBUTE_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")  # \Z: "$" would let "name\n" through
 
 #: Canonical type names, in the order ``flask toucan check`` lists them.
 TYPES = ("str", "int", "float", "bool", "datetime", "list[str]")

@@ -101,6 +101,7 @@ def test_types_and_toucan_aliases_case_insensitive():
         ({"region": "strng"}, "TOUCAN_ATTRIBUTES['region'] has an unknown type"),
         ({"region": 3}, "TOUCAN_ATTRIBUTES['region'] has an unknown type"),
         ({"bad name": "str"}, "TOUCAN_ATTRIBUTES['bad name'] is not a plain identifier"),
+        ({"region\n": "str"}, "TOUCAN_ATTRIBUTES['region\\n'] is not a plain identifier"),
         (["organization_id"], "TOUCAN_ATTRIBUTES must be a mapping"),
         ({"region": "str"}, "TOUCAN_REQUIRED_ATTRIBUTES names 'organization_id'"),
     ],
@@ -204,6 +205,11 @@ def test_undeclared_attribute_refused_only_with_a_schema():
     assert mapped(NO_SCHEMA, organization_id="acme", plan="gold")["plan"] == "gold"
     # An undeclared name that maps to nothing is not sent, so not refused.
     assert "plan" not in mapped(typed(), organization_id="acme", plan=None)
+
+
+def test_attribute_name_with_a_trailing_newline_refused():
+    with pytest.raises(AttributeMappingError, match="invalid attribute name"):
+        mapped(NO_SCHEMA, organization_id="acme", **{"region\n": "emea"})
 
 
 def test_single_value_wrapped_where_list_declared():

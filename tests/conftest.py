@@ -17,6 +17,10 @@ import hypothesis
 import pytest
 from werkzeug.serving import BaseWSGIServer, make_server
 
+# One OpenID provider per run for every test directory (pytest-iam's own fixture,
+# overridden to drop the app context it keeps pushed; see oidc_fixtures).
+from .core.oidc_fixtures import iam_server  # noqa: F401 - pytest fixture
+
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

@@ -10,11 +10,12 @@ repeat a secret's value.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import settings
 from .keys import KeySet
+from .schema import AttributeSchema
 from .settings import DEFAULTS, EXCHANGE_AUTH_METHODS, MODES
 
 __all__ = ["DEFAULTS", "EXCHANGE_AUTH_METHODS", "MODES", "ToucanConfig"]
@@ -73,6 +74,7 @@ class ToucanConfig:
     store_breaker_failures: int = 3
     store_breaker_cooldown: float = 2.0
     assistant_route: bool = False
+    attribute_schema: AttributeSchema = field(default_factory=AttributeSchema)
 
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"

@@ -98,8 +98,9 @@ def _mint(user: ToucanUser, perms: Permissions) -> EmbedToken:
         hit = memo.get(memo_key)
         if hit is not None and not hit.expired:
             return hit
-    attributes = state.mappers.map_attributes(user, state.config.required_attributes)
-    classic = state.mappers.map_classic(user) if state.config.mode == "signed" else None
+    config = state.config
+    attributes = state.mappers.map_attributes(user, config.required_attributes, config.attribute_schema)
+    classic = state.mappers.map_classic(user) if config.mode == "signed" else None
     token, cached = state.service.issue(MintRequest(user, attributes, perms, classic))
     if memo is not None:
         memo[memo_key] = token

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError
 from .keys import load_key_set
+from .schema import DEFAULT_MAX_LENGTH, schema_from_settings
 
 MODES = ("api", "signed")
 #: The client authentication methods of the classic exchange (Authlib's names).
@@ -274,6 +275,11 @@ def _required(value: Any, ctx: Context) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _attribute_schema(value: Any, ctx: Context) -> Any:
+    """``TOUCAN_ATTRIBUTES`` with ``TOUCAN_ATTRIBUTE_MAX_LENGTH`` (see :mod:`flask_toucan.schema`)."""
+    return schema_from_settings(ctx.raw("TOUCAN_ATTRIBUTES"), value, ctx["TOUCAN_REQUIRED_ATTRIBUTES"])
+
+
 def _prefix(value: Any, ctx: Context) -> str:
     if not isinstance(value, str) or not value.startswith("/") or value.endswith("/"):
         raise ConfigurationError("TOUCAN_URL_PREFIX must start with '/' and not end with one")
@@ -510,6 +516,19 @@ SETTINGS: tuple[Setting, ...] = (
         "attributes that must map to a value, or no token is minted",
         _required,
         "required_attributes",
+    ),
+    # attribute schema: declared types, per-value length cap (read together by the second row)
+    S(
+        "TOUCAN_ATTRIBUTES",
+        None,
+        'declared attribute types, `{name: type}` with type `str`, `int`, `float`, `bool`, `datetime`, `list[str]` (or Toucan\'s `Text`, `Integer`, `Float`, `Boolean`, `Datetime`; any case). Set: undeclared attributes are refused. See usage.md, "Declaring attribute types"',
+    ),
+    S(
+        "TOUCAN_ATTRIBUTE_MAX_LENGTH",
+        DEFAULT_MAX_LENGTH,
+        "most characters in one attribute value (each list item too); with or without a schema",
+        _attribute_schema,
+        "attribute_schema",
     ),
     S("TOUCAN_URL_PREFIX", "/toucan", "the blueprint's prefix", _prefix, "url_prefix", "`/toucan`"),
     S(

@@ -27,8 +27,6 @@ LAZY_OPTIONAL = {
     "redis",  # `redis` extra
     "cachelib",  # RedisCache needs redis (the `redis` extra)
     "flask_toucan.sandbox",  # `sandbox` extra (joserfc)
-    "flask_toucan.testing",  # the module docstring's usage example
-    "flask_toucan.test_client",  # the module docstring's usage example
 }
 
 

@@ -39,7 +39,16 @@ class TokenCache:
         self.margin = margin
 
     def get(self, key: str) -> EmbedToken | None:
-        entry = self.store.get(key)
+        return self.from_entry(self.store.get(key))
+
+    @staticmethod
+    def from_entry(entry: Any) -> EmbedToken | None:
+        """The token in a raw store entry, or ``None`` (missing, foreign or due for refresh).
+
+        Public so a caller that read the entry itself, in one ``get_many`` with
+        other keys (the page loader: session record + tokens in one round
+        trip), decodes it exactly as :meth:`get` does.
+        """
         if not isinstance(entry, dict):
             return None
         serve_until = entry["serve_until"]

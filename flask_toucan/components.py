@@ -17,27 +17,26 @@ Rules the kit keeps:
   ``server_url``, ``id``, ``class``) and always converted to plain text and
   escaped: a :class:`~markupsafe.Markup` value gets no pass (its ``__html__``
   is never trusted; an option is an attribute value, never markup);
-* one token per permission set per request: several components of the same
-  kind reuse the token :meth:`Toucan.issue_token` memoised on ``g``.
+* page-level work once per request (:mod:`flask_toucan.page`): the user, the
+  tokens of every kind the page needs (one store round trip, concurrent
+  mints on a cold page), the CSRF token, refresh URL and session tag; each
+  component then only checks its options and formats its tags.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, render_template, session, url_for
+from flask import Flask, render_template, url_for
 from jinja2 import TemplateRuntimeError
 from markupsafe import Markup, escape
 
-from . import csrf, identity, issuing
+from . import page
 from .exceptions import (
     AttributeMappingError,
     AuthenticationRequired,
@@ -47,8 +46,8 @@ from .exceptions import (
     UpstreamError,
     UpstreamRejected,
 )
-from .state import SESSION_ID, get_state
-from .tokens import EmbedToken
+from .mappers import KINDS
+from .state import get_state
 
 log = logging.getLogger("flask_toucan")
 
@@ -209,6 +208,20 @@ class ComponentKit:
             ident["refresh-interval"] = f"{interval:g}"
         return self._component("tc-dashboard", kind, options, ident)
 
+    def prefetch(self, *kinds: str) -> Markup:
+        """``toucan_prefetch("dashboard", "assistant")``: load the page's tokens now, together.
+
+        Optional: the kit learns each endpoint's kinds on its own after one
+        render. Renders nothing; an unknown kind is a template error.
+        """
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise ComponentOptionError(
+                f"toucan_prefetch: unknown kind {', '.join(map(repr, unknown))}; allowed: {', '.join(KINDS)}"
+            )
+        page.prefetch(kinds)
+        return Markup("")
+
     def assistant(self, **options: Any) -> Markup:
         """``<tc-ai-assistant>``; the placeholder unless the user has ``ai.can_query``."""
         self._check_names("tc_ai_assistant", options, COMMON_OPTIONS)
@@ -217,6 +230,8 @@ class ComponentKit:
     # ------------------------------------------------------------- helpers
     @staticmethod
     def _check_names(macro: str, options: Mapping[str, Any], allowed: frozenset[str]) -> None:
+        if options.keys() <= allowed and not ("class" in options and "class_" in options):
+            return
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise ComponentOptionError(
@@ -244,37 +259,30 @@ class ComponentKit:
     def _component(
         self, tag: str, kind: str, options: Mapping[str, Any], ident: dict[str, str | None]
     ) -> Markup:
-        state = get_state()
+        """One component: its own attributes, then the tail its kind shares on this page."""
         presentation = self._presentation(options)
         server = options.get("server_url")
-        server_url = _server_url(server) if server is not None else state.config.server_url
-        token, scope, reason = _token_or_reason(tag, kind)
-        if token is None:
+        server_url = _server_url(server) if server is not None else get_state().config.server_url
+        found, reason = _token_or_reason(tag, kind)
+        if found is None or found.token is None:
             return self._placeholder(reason, kind, presentation)
-
-        expires_in = max(0.0, token.expires_at.timestamp() - time.time())
         attrs: dict[str, str | None] = {
-            **{k: v for k, v in presentation.items() if k in ("id", "class", "aria-label")},
+            "id": presentation["id"],
+            "class": presentation["class"],
+            "aria-label": presentation["aria-label"],
             **ident,
-            "auth-token": token.value,
+            "auth-token": found.token.value,
             "server-url": server_url,
             "data-theme": presentation["data-theme"],
             "style": presentation["style"],
-            "data-toucan-kind": kind,
-            # Same permission set, same scope: the script refreshes one token per
-            # scope (a dashboard and a chart usually share one), not one per kind.
-            "data-toucan-scope": scope,
-            # Seconds (fractional): the refresh script counts them on its own
-            # monotonic clock from when the page arrived, never against Date.now().
-            "data-toucan-expires-in": f"{expires_in:.3f}",
-            "data-toucan-refresh-url": url_for("toucan.token"),
-            "data-toucan-csrf": csrf.session_token(),
-            # Tabs of one login share tokens; the CSRF string differs per page
-            # (it is timestamped), so they meet on a digest of the session id.
-            "data-toucan-session": _session_tag(),
-            "data-toucan-csrf-header": state.config.csrf_header,
         }
-        return Markup(f"<{tag}{render_attributes(attrs)}></{tag}>")  # noqa: S704 - tag is a constant
+        # Same permission set, same scope: the script refreshes one token per
+        # scope (a dashboard and a chart usually share one), not one per kind.
+        # Tabs of one login share tokens; the CSRF string differs per page (it is
+        # timestamped), so they meet on a digest of the session id (the tail).
+        return Markup(  # noqa: S704 - tag is a constant, attributes escaped
+            f"<{tag}{render_attributes(attrs)}{page.tail(kind, found)}></{tag}>"
+        )
 
     @staticmethod
     def _placeholder(reason: str, kind: str, presentation: Mapping[str, str | None]) -> Markup:
@@ -299,22 +307,24 @@ class ComponentKit:
         return Markup(html)  # noqa: S704 - output of an autoescaped template
 
 
-def _token_or_reason(tag: str, kind: str) -> tuple[EmbedToken | None, str, str]:
-    """``(token, scope, "")`` for the current user, or ``(None, "", reason)`` for the placeholder."""
+def _token_or_reason(tag: str, kind: str) -> tuple[page.Slot | None, str]:
+    """``(slot, "")`` with the token, or ``(None, reason)`` for the placeholder.
+
+    The page loads every kind it needs on the first call (one store round
+    trip, concurrent mints): see :mod:`flask_toucan.page`.
+    """
     try:
-        user = identity.current_user()
-        if user is None:
-            return None, "", "logged_out"
-        # Permissions mapped once: PermissionDenied below means "not for this user".
-        token, perms = issuing.issue_for(kind, user)
-        return token, _scope(perms), ""
+        found = page.slot(kind)
+        if found.error is not None:
+            raise found.error
+        return found, ""
     except AuthenticationRequired:
-        return None, "", "logged_out"
+        return None, "logged_out"
     except AttributeMappingError as exc:
         log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
-        return None, "", "no_attributes"
+        return None, "no_attributes"
     except PermissionDenied:
-        return None, "", "not_permitted"
+        return None, "not_permitted"
     except UpstreamRejected as exc:
         # Toucan's code only: its free-text message is not ours to log or show.
         log.warning(
@@ -323,13 +333,13 @@ def _token_or_reason(tag: str, kind: str) -> tuple[EmbedToken | None, str, str]:
             loggable_code(exc.upstream_code),
             exc.upstream_status,
         )
-        return None, "", "misconfigured"
+        return None, "misconfigured"
     except (UpstreamError, StoreUnavailable) as exc:
         log.warning("flask-toucan: %s withheld: %s", tag, exc.message)
-        return None, "", "unavailable"
+        return None, "unavailable"
     except ToucanError as exc:  # anything else: fail closed, no component
         log.warning("flask-toucan: %s withheld: %s", tag, type(exc).__name__)
-        return None, "", "unavailable"
+        return None, "unavailable"
 
 
 def loggable_code(code: Any) -> str:
@@ -337,16 +347,9 @@ def loggable_code(code: Any) -> str:
     return code if isinstance(code, str) and _LOGGABLE_CODE.match(code) else "?"
 
 
-def _session_tag() -> str:
-    """A digest of the server-side session id: groups tabs, reveals nothing (the id is 256 random bits)."""
-    sid = session.get(SESSION_ID)
-    return hashlib.sha256(f"flask-toucan.session:{sid}".encode()).hexdigest()[:16]
-
-
-def _scope(permissions: Mapping[str, Any]) -> str:
-    """A short, stable name for a permission set (not secret: the page may see it)."""
-    blob = json.dumps(permissions, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+#: Kept for callers of the former private names (the benchmarks build the hand page with them).
+_session_tag = page.session_tag
+_scope = page.scope_of
 
 
 def init_app(app: Flask) -> None:

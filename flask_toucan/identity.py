@@ -26,6 +26,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, session
@@ -72,6 +73,8 @@ def login_user(claims: Mapping[str, Any], *, issuer: str | None = None) -> Touca
     session[SESSION_USER] = user.to_session()
     g._toucan_user = user
     g.pop("_toucan_tokens", None)
+    g.pop("_toucan_page", None)
+    g.pop("_toucan_csrf", None)
     signals.user_logged_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
     return user
 
@@ -89,6 +92,7 @@ def logout_user() -> None:
         session.pop(key, None)
     g._toucan_user = None
     g.pop("_toucan_tokens", None)
+    g.pop("_toucan_page", None)
     g.pop("_toucan_csrf", None)
     signals.user_logged_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
 
@@ -119,6 +123,52 @@ def current_user() -> ToucanUser | None:
         raise
     g._toucan_user = user
     return user
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A user not yet confirmed: the store record to read, and what it must hold.
+
+    Lets a caller fold the session lookup into the same store round trip as
+    other reads (:mod:`flask_toucan.page`: session record + tokens in one
+    ``get_many``). ``record_key is None``: nothing to read, ``user`` is final.
+    """
+
+    user: ToucanUser | None
+    record_key: str | None = None
+    expected: str | None = None
+
+
+def begin() -> Pending:
+    """The current user if already known, else the cookie's candidate and the record to check.
+
+    Raises :class:`StoreUnavailable` like :func:`current_user` when an earlier
+    attempt in this request failed.
+    """
+    if not has_request_context() or "_toucan_user" in g or "_toucan_user_error" in g:
+        return Pending(current_user())
+    state = get_state()
+    if SESSION_USER not in session:
+        return Pending(current_user())  # the claims loader: no store read
+    user = ToucanUser.from_session(session.get(SESSION_USER))
+    sid = session.get(SESSION_ID)
+    if user is None or not isinstance(sid, str) or not sid:
+        g._toucan_user = None
+        return Pending(None)
+    return Pending(user, state.sessions.prefix + sid, subject_key(user))
+
+
+def settle(pending: Pending, record: Any) -> ToucanUser | None:
+    """Confirm (or not) the candidate with the record read for it; remembered for the request."""
+    user = pending.user if pending.record_key is None or record == pending.expected else None
+    if pending.record_key is not None:
+        g._toucan_user = user
+    return user
+
+
+def fail(exc: StoreUnavailable) -> None:
+    """The store could not confirm the user: :func:`current_user` re-raises for the rest of the request."""
+    g._toucan_user_error = exc
 
 
 def _session_user(state: ToucanState) -> ToucanUser | None:

@@ -88,26 +88,53 @@ def _mint(user: ToucanUser, perms: Permissions) -> EmbedToken:
     One token per request per permission set (memoised on ``g``), then the
     cache across requests until near expiry.
     """
-    state = get_state()
-    memo: dict[Any, EmbedToken] | None = None
-    memo_key = (user.id, tuple(sorted((r, tuple(sorted(f))) for r, f in perms.items())))
-    # Memoised for the request's own user only: an explicit user object may
-    # carry other claims (impersonation, tests) under the same identity.
-    if has_request_context() and user is g.get("_toucan_user"):
-        memo = g.setdefault("_toucan_tokens", {})
+    memo = _memo_for(user)
+    memo_key = _memo_key(user, perms)
+    if memo is not None:
         hit = memo.get(memo_key)
         if hit is not None and not hit.expired:
             return hit
+    token, cached = get_state().service.issue(mint_request(user, perms))
+    if memo is not None:
+        memo[memo_key] = token
+    announce(user, token, cached)
+    return token
+
+
+def mint_request(user: ToucanUser, perms: Permissions) -> MintRequest:
+    """The core's request for ``user`` and ``perms``: the attribute (and classic) mappers run here."""
+    state = get_state()
     config = state.config
     attributes = state.mappers.map_attributes(user, config.required_attributes, config.attribute_schema)
     classic = state.mappers.map_classic(user) if config.mode == "signed" else None
-    token, cached = state.service.issue(MintRequest(user, attributes, perms, classic))
+    return MintRequest(user, attributes, perms, classic)
+
+
+def remember(user: ToucanUser, perms: Permissions, token: EmbedToken) -> None:
+    """Put a token fetched elsewhere (the page loader) into the per-request memo."""
+    memo = _memo_for(user)
     if memo is not None:
-        memo[memo_key] = token
+        memo[_memo_key(user, perms)] = token
+
+
+def announce(user: ToucanUser, token: EmbedToken, cached: bool) -> None:
+    """The ``token_issued`` signal, with the real app as sender."""
     signals.token_issued.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user=user,
         token=token,
         cached=cached,
     )
-    return token
+
+
+def _memo_key(user: ToucanUser, perms: Permissions) -> Any:
+    return (user.id, tuple(sorted((r, tuple(sorted(f))) for r, f in perms.items())))
+
+
+def _memo_for(user: ToucanUser) -> dict[Any, EmbedToken] | None:
+    # Memoised for the request's own user only: an explicit user object may
+    # carry other claims (impersonation, tests) under the same identity.
+    if has_request_context() and user is g.get("_toucan_user"):
+        memo: dict[Any, EmbedToken] = g.setdefault("_toucan_tokens", {})
+        return memo
+    return None

@@ -19,7 +19,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, session, u
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from . import csrf, guards, identity, issuing
+from . import csrf, guards, identity, issuing, page
 from .components import loggable_code
 from .config import ToucanConfig
 from .exceptions import (
@@ -36,6 +36,8 @@ from .exceptions import (
 from .mappers import KINDS
 from .redirects import safe_next
 from .state import SESSION_ID, get_state
+from .tokens import EmbedToken
+from .user import ToucanUser
 
 log = logging.getLogger("flask_toucan")
 
@@ -243,6 +245,10 @@ def refresh_token() -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
     guards.check_same_origin(request.headers, request.host)
+    kind, body_error = _refresh_kind()
+    if kind is not None:
+        # Session record and cached token in one store round trip (no mint yet: CSRF first).
+        page.load(page.current_page(), [kind], mint=False)
     user = identity.current_user()
     if user is None:
         raise AuthenticationRequired("the session has ended; log in again")
@@ -252,17 +258,38 @@ def refresh_token() -> Response:
         raise RateLimited(
             "too many token requests; slow down", retry_after=max(1, int(reset - time.time()) + 1)
         )
-    body = _small_json_body()
-    if not isinstance(body, dict) or set(body) - {"kind"}:
-        raise BadRequest("the body must be a JSON object with only 'kind'")
-    kind = body.get("kind", "dashboard")
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise BadRequest(f"'kind' must be one of {', '.join(KINDS)}")
-    token = issuing.issue_for(kind, user).token
+    if kind is None:
+        assert body_error is not None
+        raise body_error
+    token = _refresh_token_for(kind, user)
     response = jsonify(token.as_json())
     response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = "Cookie"
     return response
+
+
+def _refresh_kind() -> tuple[str | None, BadRequest | None]:
+    """The kind asked for, or the error to answer once the session and CSRF checks passed."""
+    try:
+        body = _small_json_body()
+        if not isinstance(body, dict) or set(body) - {"kind"}:
+            raise BadRequest("the body must be a JSON object with only 'kind'")
+        kind = body.get("kind", "dashboard")
+        if not isinstance(kind, str) or kind not in KINDS:
+            raise BadRequest(f"'kind' must be one of {', '.join(KINDS)}")
+    except BadRequest as exc:
+        return None, exc
+    return kind, None
+
+
+def _refresh_token_for(kind: str, user: ToucanUser) -> EmbedToken:
+    """The token read with the session record if it was cached, else issued (and minted) now."""
+    found = page.current_page().slots.get(kind)
+    if found is not None and found.token is not None and found.permissions is not None:
+        issuing.remember(user, found.permissions, found.token)
+        issuing.announce(user, found.token, True)
+        return found.token
+    return issuing.issue_for(kind, user).token
 
 
 MAX_REFRESH_BODY = 1024

@@ -1,0 +1,301 @@
+"""Page-level work of the component kit: once per request, shared by every component.
+
+A page with twenty components has one user, one CSRF token, one refresh URL,
+one session tag and one token per permission set. :func:`current_page`
+memoises them on ``g`` (``g._toucan_page``, gone with the request, dropped at
+login and logout), so a component only validates its own options and formats
+its tags.
+
+Tokens are loaded for every kind the page needs at once, the first time a
+component (or ``toucan_prefetch``) asks:
+
+* **one store round trip** for a cached page: the session record that
+  confirms the user and the cached tokens of every kind are read in one
+  ``get_many`` (one ``MGET`` with Redis) instead of one ``GET`` each;
+* **one upstream round trip** for a cold page: the tokens missing from the
+  cache are minted concurrently (a small per-app thread pool), each through
+  the token service's single flight, so a dashboard and an assistant cost one
+  upstream latency, not two.
+
+Which kinds a page needs: those declared with ``toucan_prefetch(...)``, plus
+those the same endpoint rendered before (learned per endpoint, in process),
+plus the kind being rendered. A kind the user may not have is never minted;
+a learned kind the page does not render after all costs a concurrent mint
+whose token stays cached for later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app, g, request, session, url_for
+from markupsafe import escape
+
+from . import csrf, identity, issuing
+from .exceptions import AuthenticationRequired, StoreUnavailable, ToucanError
+from .mappers import KINDS, Permissions, permissions_for_kind
+from .minting import MintRequest
+from .state import SESSION_ID, get_state
+from .tokens import EmbedToken
+from .user import ToucanUser
+
+#: Threads minting the missing tokens of one cold page concurrently (per app).
+MINT_THREADS = 4
+#: Endpoints whose kinds are remembered (a bound, not a cache: beyond it, nothing more is learned).
+MAX_LEARNED_ENDPOINTS = 1024
+_POOL_KEY = "toucan.mint_pool"
+_LEARNED_KEY = "toucan.page_kinds"
+_lock = threading.Lock()
+
+
+@dataclass
+class Slot:
+    """The outcome for one kind: a token and its scope, or the error that withholds it."""
+
+    token: EmbedToken | None = None
+    permissions: Permissions | None = None
+    scope: str = ""
+    error: ToucanError | None = None
+    #: The escaped attribute tail every component of this kind shares (built on first use).
+    tail: str | None = None
+
+
+@dataclass
+class Page:
+    """What one request's components share (see the module docstring)."""
+
+    slots: dict[str, Slot] = field(default_factory=dict)
+    declared: set[str] = field(default_factory=set)
+    _strings: dict[str, str] | None = None
+
+    def strings(self) -> dict[str, str]:
+        """Refresh URL, CSRF token, session tag, CSRF header: computed once per request."""
+        if self._strings is None:
+            config = get_state().config
+            self._strings = {
+                "data-toucan-refresh-url": url_for("toucan.token"),
+                "data-toucan-csrf": csrf.session_token(),
+                "data-toucan-session": session_tag(),
+                "data-toucan-csrf-header": config.csrf_header,
+            }
+        return self._strings
+
+
+def current_page() -> Page:
+    """This request's :class:`Page` (created on first use)."""
+    page: Page | None = g.get("_toucan_page")
+    if page is None:
+        page = g._toucan_page = Page()
+    return page
+
+
+def prefetch(kinds: Iterable[str]) -> None:
+    """``toucan_prefetch(...)``: declare the kinds this page renders and load them now, together."""
+    wanted = [k for k in kinds if k in KINDS]
+    page = current_page()
+    page.declared.update(wanted)
+    load(page, wanted)
+
+
+def slot(kind: str) -> Slot:
+    """The token (or the error) for ``kind``, loading every kind the page needs on first call."""
+    page = current_page()
+    found = page.slots.get(kind)
+    if found is None:
+        learn(kind)
+        load(page, [kind, *sorted(page.declared), *sorted(learned())])
+        found = page.slots[kind]
+    return found
+
+
+def learned() -> frozenset[str]:
+    """Kinds the current endpoint rendered in earlier requests of this process."""
+    table: dict[str | None, frozenset[str]] = current_app.extensions.get(_LEARNED_KEY, {})
+    return table.get(request.endpoint, frozenset())
+
+
+def learn(kind: str) -> None:
+    app = current_app
+    table: dict[str | None, frozenset[str]] = app.extensions.setdefault(_LEARNED_KEY, {})
+    known = table.get(request.endpoint, frozenset())
+    if kind in known or (request.endpoint not in table and len(table) >= MAX_LEARNED_ENDPOINTS):
+        return
+    with _lock:
+        table[request.endpoint] = table.get(request.endpoint, frozenset()) | {kind}
+
+
+def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
+    """Fill ``page.slots`` for ``kinds`` not loaded yet: one store read, concurrent mints.
+
+    ``mint=False`` (the refresh endpoint, before its CSRF check): read only;
+    cached tokens get a slot, misses none, and nothing is announced yet.
+    """
+    todo = [k for k in dict.fromkeys(kinds) if k not in page.slots]
+    if not todo:
+        return
+    try:
+        pending = identity.begin()
+    except StoreUnavailable as exc:
+        _fail_all(page, todo, exc)
+        return
+    user = pending.user
+    if user is None:
+        _fail_all(page, todo, AuthenticationRequired("log in to get a token"))
+        return
+    requests, keys = _requests(page, user, todo)
+    store_keys = ([pending.record_key] if pending.record_key else []) + list(dict.fromkeys(keys.values()))
+    try:
+        values = get_state().store.get_many(*store_keys) if store_keys else []
+    except StoreUnavailable as exc:
+        if pending.record_key is not None:
+            identity.fail(exc)
+        _fail_all(page, todo, exc)
+        return
+    found = dict(zip(store_keys, values, strict=True))
+    record = found.get(pending.record_key) if pending.record_key else None
+    if identity.settle(pending, record) is None:
+        _fail_all(page, todo, AuthenticationRequired("log in to get a token"))
+        return
+    if mint:
+        _fill(page, user, requests, keys, found)
+        return
+    for kind, req in requests.items():
+        hit = get_state().service.cache.from_entry(found.get(keys[kind]))
+        if hit is not None:
+            page.slots[kind] = Slot(hit, req.permissions, scope_of(req.permissions))
+
+
+def _requests(
+    page: Page, user: ToucanUser, kinds: list[str]
+) -> tuple[dict[str, MintRequest], dict[str, str]]:
+    """One :class:`MintRequest` and cache key per permitted kind; refusals go straight to slots."""
+    state = get_state()
+    requests: dict[str, MintRequest] = {}
+    keys: dict[str, str] = {}
+    try:
+        granted = state.mappers.map_permissions(user)
+    except ToucanError as exc:
+        _fail_all(page, kinds, exc)
+        return requests, keys
+    for kind in kinds:
+        try:
+            perms = permissions_for_kind(granted, kind)
+            req = issuing.mint_request(user, perms)
+        except ToucanError as exc:
+            page.slots[kind] = Slot(error=exc)
+            continue
+        requests[kind] = req
+        keys[kind] = state.service.key_for(req)
+    return requests, keys
+
+
+def _fill(
+    page: Page,
+    user: ToucanUser,
+    requests: dict[str, MintRequest],
+    keys: dict[str, str],
+    found: dict[str, Any],
+) -> None:
+    """Cache hits from ``found``; the misses minted concurrently (one thread per distinct key)."""
+    state = get_state()
+    outcomes: dict[str, tuple[EmbedToken, bool] | ToucanError] = {}
+    misses: dict[str, MintRequest] = {}
+    for kind, req in requests.items():
+        hit = state.service.cache.from_entry(found.get(keys[kind]))
+        if hit is not None:
+            outcomes[keys[kind]] = (hit, True)
+        else:
+            misses.setdefault(keys[kind], req)
+    outcomes.update(_mint_all(misses))
+    for kind, req in requests.items():
+        outcome = outcomes[keys[kind]]
+        if isinstance(outcome, ToucanError):
+            page.slots[kind] = Slot(error=outcome)
+            continue
+        token, cached = outcome
+        page.slots[kind] = Slot(token, req.permissions, scope_of(req.permissions))
+        issuing.remember(user, req.permissions, token)
+        issuing.announce(user, token, cached)
+
+
+def _mint_all(misses: dict[str, MintRequest]) -> dict[str, tuple[EmbedToken, bool] | ToucanError]:
+    """Mint every miss; all but the last in the pool, the last in this thread, then wait."""
+    service = get_state().service
+    items = list(misses.items())
+    futures: dict[str, Future[tuple[EmbedToken, bool]]] = {}
+    if len(items) > 1:
+        pool = _pool(current_app)
+        futures = {key: pool.submit(service.issue, req) for key, req in items[:-1]}
+    out: dict[str, tuple[EmbedToken, bool] | ToucanError] = {}
+    for key, req in items[len(futures) :]:
+        out[key] = _outcome(lambda req=req: service.issue(req))
+    for key, future in futures.items():
+        out[key] = _outcome(future.result)
+    return out
+
+
+def _outcome(fn: Any) -> tuple[EmbedToken, bool] | ToucanError:
+    try:
+        result: tuple[EmbedToken, bool] = fn()
+    except ToucanError as exc:
+        return exc
+    return result
+
+
+def _fail_all(page: Page, kinds: Iterable[str], exc: ToucanError) -> None:
+    for kind in kinds:
+        page.slots.setdefault(kind, Slot(error=exc))
+
+
+def _pool(app: Flask) -> ThreadPoolExecutor:
+    """The app's mint pool, created on first use (a cold page with one kind never needs it)."""
+    pool: ThreadPoolExecutor | None = app.extensions.get(_POOL_KEY)
+    if pool is None:
+        with _lock:
+            pool = app.extensions.get(_POOL_KEY)
+            if pool is None:
+                pool = app.extensions[_POOL_KEY] = ThreadPoolExecutor(
+                    MINT_THREADS, thread_name_prefix="flask-toucan-mint"
+                )
+    return pool
+
+
+def tail(kind: str, found: Slot) -> str:
+    """The escaped attributes every component of ``kind`` shares, after its own ones.
+
+    Built once per kind per request; the expiry countdown is taken then (the
+    refresh script counts it from when the page arrived, a few ms later).
+    """
+    if found.tail is None:
+        assert found.token is not None
+        strings = current_page().strings()
+        expires_in = max(0.0, found.token.expires_at.timestamp() - time.time())
+        pairs = {
+            "data-toucan-kind": kind,
+            "data-toucan-scope": found.scope,
+            # Seconds (fractional): the refresh script counts them on its own
+            # monotonic clock from when the page arrived, never against Date.now().
+            "data-toucan-expires-in": f"{expires_in:.3f}",
+            **strings,
+        }
+        found.tail = "".join(f' {name}="{escape(value)}"' for name, value in pairs.items())
+    return found.tail
+
+
+def session_tag() -> str:
+    """A digest of the server-side session id: groups tabs, reveals nothing (the id is 256 random bits)."""
+    sid = session.get(SESSION_ID)
+    return hashlib.sha256(f"flask-toucan.session:{sid}".encode()).hexdigest()[:16]
+
+
+def scope_of(permissions: Mapping[str, Any]) -> str:
+    """A short, stable name for a permission set (not secret: the page may see it)."""
+    blob = json.dumps(permissions, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,112 @@
+"""At most one Redis round trip per request: a cached page and a cached refresh.
+
+Counted by the real ``redis-server`` itself (``INFO commandstats`` after a
+``CONFIG RESETSTAT``): every command the app sent, by name. A ``GET`` for the
+session record plus one per token would show up as several calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+from flask import render_template_string
+
+from flask_toucan.test_client import ToucanTestClient
+
+from .apps import login, make_store_app
+
+PAGE = (
+    '{% from "toucan/components.html" import tc_dashboard, tc_ai_assistant %}'
+    '{{ tc_dashboard("a") }}{{ tc_dashboard(chart_id="c") }}{{ tc_dashboard("b") }}{{ tc_ai_assistant() }}'
+)
+#: The counter's own commands.
+OURS = {"config", "info"}
+
+pytestmark = pytest.mark.integration
+
+
+def app_on(redis_url: str, **config: Any) -> Any:
+    app, toucan = make_store_app(redis_url, TOUCAN_RATE_LIMIT=None, **config)
+
+    @toucan.permissions
+    def permissions(user: Any) -> dict[str, dict[str, bool]]:
+        return {"dashboard": {"can_view": True}, "ai": {"can_query": True}}
+
+    @app.get("/two-scopes")
+    def two_scopes() -> str:
+        return render_template_string(PAGE)
+
+    return app
+
+
+def commands(r: redis.Redis) -> dict[str, int]:
+    stats = r.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(v["calls"])
+        for name, v in stats.items()
+        if name.removeprefix("cmdstat_").split("|")[0] not in OURS
+    }
+
+
+def test_a_cached_page_with_two_scopes_is_one_redis_round_trip(redis_server):
+    app = app_on(redis_server.url)
+    client = app.test_client()
+    login(client)
+    first = client.get("/two-scopes").get_data(as_text=True)  # mints and caches both tokens
+    assert "toucan-placeholder" not in first
+    r = redis.Redis.from_url(redis_server.url)
+    r.config_resetstat()
+    page = client.get("/two-scopes").get_data(as_text=True)
+    assert commands(r) == {"mget": 1}, commands(r)  # session record + both tokens, one MGET
+    assert page.count("<tc-dashboard") == 3 and "<tc-ai-assistant" in page
+
+
+def test_a_cached_refresh_is_one_redis_round_trip(redis_server):
+    app = app_on(redis_server.url)
+    client = app.test_client()
+    csrf = login(client)
+    headers = {"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "same-origin"}
+    first = client.post("/toucan/token", json={"kind": "assistant"}, headers=headers)
+    assert first.status_code == 200
+    r = redis.Redis.from_url(redis_server.url)
+    r.config_resetstat()
+    again = client.post("/toucan/token", json={"kind": "assistant"}, headers=headers)
+    assert again.status_code == 200 and again.get_json()["token"] == first.get_json()["token"]
+    assert commands(r) == {"mget": 1}, commands(r)
+
+
+def test_the_one_round_trip_still_ends_at_logout(redis_server):
+    """The session record is read in the same MGET: a logged-out cookie gets no cached token."""
+    app = app_on(redis_server.url)
+    client = app.test_client()
+    csrf = login(client)
+    headers = {"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "same-origin"}
+    assert client.post("/toucan/token", json={"kind": "dashboard"}, headers=headers).status_code == 200
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    assert client.post("/toucan/logout", data={"csrf_token": csrf}).status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("session", cookie.value)
+    resp = replay.post("/toucan/token", json={"kind": "dashboard"}, headers=headers)
+    assert resp.status_code == 401
+    assert "toucan-placeholder" in replay.get("/two-scopes").get_data(as_text=True)
+
+
+def test_a_refresh_with_another_sessions_csrf_token_is_refused(redis_server):
+    app = app_on(redis_server.url)
+    alice, bob = app.test_client(), app.test_client()
+    alice_csrf = login(alice)
+    login(bob, sub="bob", org="globex")
+    headers = {"X-Toucan-CSRF": alice_csrf, "Sec-Fetch-Site": "same-origin"}
+    assert alice.post("/toucan/token", json={}, headers=headers).status_code == 200
+    assert bob.post("/toucan/token", json={}, headers=headers).status_code == 403
+
+
+def test_the_test_client_helper_still_works_with_redis(redis_server):
+    app = app_on(redis_server.url)
+    app.test_client_class = ToucanTestClient
+    client = app.test_client()
+    client.login({"sub": "carol", "iss": "https://idp.test", "org": "acme"})
+    assert "<tc-dashboard" in client.get("/two-scopes").get_data(as_text=True)

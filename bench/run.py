@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import api_mode, mint, refresh, render
+from . import api_mode, mint, refresh, render, scaling
 from .common import BENCH_DIR, Row, Settings, machine_summary
 
 BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
@@ -27,12 +27,14 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
     "2": render.run,
     "3": refresh.run,
     "4": api_mode.run,
+    "8": scaling.run,
 }
 TITLES = {
     "1": "signed-mode mint vs bare jwt.encode",
     "2": "page render: macros vs hand-written template",
     "3": "refresh endpoint on gunicorn vs bare signing route",
     "4": "api mode with 50 ms upstream latency",
+    "8": "N components (1/5/20): macros vs the same tags by hand",
 }
 PROFILES: dict[str, tuple[str, Callable[[Settings], cProfile.Profile]]] = {
     "mint": ("benchmark 1: 2000 x issue_token, cache miss (signs every call)", mint.profile),
@@ -45,6 +47,7 @@ PROFILES: dict[str, tuple[str, Callable[[Settings], cProfile.Profile]]] = {
         "benchmark 3b: 2000 refresh requests, signing side (in-process WSGI calls, no server)",
         lambda s: refresh.profile(s, "signing"),
     ),
+    "grid": ("benchmark 8: 2000 renders of the 20-component page (token cached)", scaling.profile),
     "api": ("benchmark 4a: 3000 kit page renders in api mode (tokens cached)", api_mode.profile),
 }
 

@@ -175,7 +175,10 @@ class ComponentKit:
         state = get_state()
         nonce = state.hooks.csp_nonce()
         tags = []
-        for src in (state.config.embed_script_url, url_for("toucan.static", filename="toucan-refresh.js")):
+        for src in (
+            state.config.embed_script_url,
+            page.route_url("toucan.static", filename="toucan-refresh.js"),
+        ):
             if src is None:
                 continue
             tags.append(
@@ -186,7 +189,7 @@ class ComponentKit:
         return Markup("\n").join(tags)
 
     # ---------------------------------------------------------- components
-    def dashboard(self, dashboard_id: Any = None, /, **options: Any) -> Markup:
+    def dashboard(self, dashboard_id: Any = None, **options: Any) -> Markup:
         """``<tc-dashboard>`` for a dashboard, or for one chart with ``chart_id=``."""
         self._check_names("tc_dashboard", options, COMMON_OPTIONS | DASHBOARD_OPTIONS)
         chart_id = options.get("chart_id")
@@ -262,26 +265,31 @@ class ComponentKit:
         """One component: its own attributes, then the tail its kind shares on this page."""
         presentation = self._presentation(options)
         server = options.get("server_url")
-        server_url = _server_url(server) if server is not None else get_state().config.server_url
+        server_url = _server_url(server) if server is not None else None
         found, reason = _token_or_reason(tag, kind)
         if found is None or found.token is None:
             return self._placeholder(reason, kind, presentation)
-        attrs: dict[str, str | None] = {
-            "id": presentation["id"],
-            "class": presentation["class"],
-            "aria-label": presentation["aria-label"],
-            **ident,
-            "auth-token": found.token.value,
-            "server-url": server_url,
-            "data-theme": presentation["data-theme"],
-            "style": presentation["style"],
-        }
+        own = render_attributes(
+            {
+                "id": presentation["id"],
+                "class": presentation["class"],
+                "aria-label": presentation["aria-label"],
+                **ident,
+            }
+        )
+        # auth-token and server-url: escaped once per kind and page (unless server_url= is given).
+        head = (
+            page.head(found)
+            if server is None
+            else render_attributes({"auth-token": found.token.value, "server-url": server_url})
+        )
+        look = render_attributes({"data-theme": presentation["data-theme"], "style": presentation["style"]})
         # Same permission set, same scope: the script refreshes one token per
         # scope (a dashboard and a chart usually share one), not one per kind.
         # Tabs of one login share tokens; the CSRF string differs per page (it is
         # timestamped), so they meet on a digest of the session id (the tail).
         return Markup(  # noqa: S704 - tag is a constant, attributes escaped
-            f"<{tag}{render_attributes(attrs)}{page.tail(kind, found)}></{tag}>"
+            f"<{tag}{own}{head}{look}{page.tail(kind, found)}></{tag}>"
         )
 
     @staticmethod

@@ -32,8 +32,9 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, g, request, session, url_for
 from markupsafe import escape
@@ -41,16 +42,21 @@ from markupsafe import escape
 from . import csrf, identity, issuing
 from .exceptions import AuthenticationRequired, StoreUnavailable, ToucanError
 from .mappers import KINDS, Permissions, permissions_for_kind
-from .minting import MintRequest
 from .state import SESSION_ID, get_state
 from .tokens import EmbedToken
 from .user import ToucanUser
+
+if TYPE_CHECKING:
+    from .minting import MintRequest
 
 #: Threads minting the missing tokens of one cold page concurrently (per app).
 MINT_THREADS = 4
 #: Endpoints whose kinds are remembered (a bound, not a cache: beyond it, nothing more is learned).
 MAX_LEARNED_ENDPOINTS = 1024
 _POOL_KEY = "toucan.mint_pool"
+_URLS_KEY = "toucan.route_urls"
+#: Mount points remembered per app by :func:`route_url` (a bound against odd proxies).
+MAX_CACHED_URLS = 64
 _LEARNED_KEY = "toucan.page_kinds"
 _lock = threading.Lock()
 
@@ -65,6 +71,8 @@ class Slot:
     error: ToucanError | None = None
     #: The escaped attribute tail every component of this kind shares (built on first use).
     tail: str | None = None
+    #: The escaped ``auth-token`` and default ``server-url`` (built on first use).
+    head: str | None = None
 
 
 @dataclass
@@ -80,7 +88,7 @@ class Page:
         if self._strings is None:
             config = get_state().config
             self._strings = {
-                "data-toucan-refresh-url": url_for("toucan.token"),
+                "data-toucan-refresh-url": route_url("toucan.token"),
                 "data-toucan-csrf": csrf.session_token(),
                 "data-toucan-session": session_tag(),
                 "data-toucan-csrf-header": config.csrf_header,
@@ -184,13 +192,16 @@ def _requests(
     except ToucanError as exc:
         _fail_all(page, kinds, exc)
         return requests, keys
+    base: MintRequest | None = None
     for kind in kinds:
         try:
             perms = permissions_for_kind(granted, kind)
-            req = issuing.mint_request(user, perms)
+            # The attribute mappers run once per page, not once per kind.
+            base = issuing.mint_request(user, perms) if base is None else base
         except ToucanError as exc:
             page.slots[kind] = Slot(error=exc)
             continue
+        req = base if base.permissions == perms else replace(base, permissions=perms)
         requests[kind] = req
         keys[kind] = state.service.key_for(req)
     return requests, keys
@@ -289,13 +300,47 @@ def tail(kind: str, found: Slot) -> str:
     return found.tail
 
 
+def head(found: Slot) -> str:
+    """`` auth-token="…" server-url="…"`` for components with the configured server URL."""
+    if found.head is None:
+        assert found.token is not None
+        pairs = {"auth-token": found.token.value, "server-url": get_state().config.server_url}
+        found.head = "".join(
+            f' {name}="{escape(value)}"' for name, value in pairs.items() if value is not None
+        )
+    return found.head
+
+
+def route_url(endpoint: str, **values: Any) -> str:
+    """``url_for(endpoint, **values)`` for the blueprint's own fixed routes, cached per app.
+
+    Their relative URL depends only on the app's mount point (``SCRIPT_NAME``),
+    so it is part of the cache key; building it costs more than the rest of a
+    component.
+    """
+    table: dict[tuple[Any, ...], str] = current_app.extensions.setdefault(_URLS_KEY, {})
+    key = (endpoint, request.script_root, *sorted(values.items()))
+    url = table.get(key)
+    if url is None:
+        url = url_for(endpoint, **values)
+        if len(table) < MAX_CACHED_URLS:
+            table[key] = url
+    return url
+
+
 def session_tag() -> str:
     """A digest of the server-side session id: groups tabs, reveals nothing (the id is 256 random bits)."""
     sid = session.get(SESSION_ID)
     return hashlib.sha256(f"flask-toucan.session:{sid}".encode()).hexdigest()[:16]
 
 
-def scope_of(permissions: Mapping[str, Any]) -> str:
+def scope_of(permissions: Mapping[str, Mapping[str, bool]]) -> str:
     """A short, stable name for a permission set (not secret: the page may see it)."""
+    return _scope(tuple(sorted((r, tuple(sorted(f.items()))) for r, f in permissions.items())))
+
+
+@lru_cache(maxsize=256)
+def _scope(canonical: tuple[tuple[str, tuple[tuple[str, bool], ...]], ...]) -> str:
+    permissions = {resource: dict(flags) for resource, flags in canonical}
     blob = json.dumps(permissions, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -88,13 +88,27 @@ def bench_files() -> Iterator[tuple[str, str]]:
 
 
 @contextmanager
-def gunicorn(settings: Settings, key_file: str, store: str) -> Iterator[int]:
+def gunicorn(
+    settings: Settings,
+    key_file: str,
+    store: str,
+    *,
+    app: str = "bench.wsgi:application",
+    sides: tuple[str, ...] = SIDES,
+    env: dict[str, str] | None = None,
+) -> Iterator[int]:
     """gunicorn on a free loopback port; yields the port; stops it (SIGTERM, then SIGKILL)."""
-    env = {**os.environ, "BENCH_KEY_FILE": key_file, "BENCH_STORE_DIR": store, "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **os.environ,
+        "BENCH_KEY_FILE": key_file,
+        "BENCH_STORE_DIR": store,
+        "PYTHONPATH": str(REPO_ROOT),
+        **(env or {}),
+    }
     for attempt in range(3):
         port = _free_port()
         cmd = [
-            sys.executable, "-m", "gunicorn", "bench.wsgi:application",
+            sys.executable, "-m", "gunicorn", app,
             "--bind", f"127.0.0.1:{port}",
             "--workers", str(settings.gunicorn_workers),
             "--worker-class", "gthread",
@@ -107,7 +121,7 @@ def gunicorn(settings: Settings, key_file: str, store: str) -> Iterator[int]:
             cmd += ["--worker-tmp-dir", "/dev/shm"]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            if _wait_ready(proc, port, timeout=30):
+            if _wait_ready(proc, port, timeout=30, sides=sides):
                 yield port
                 return
             if attempt == 2:
@@ -117,13 +131,15 @@ def gunicorn(settings: Settings, key_file: str, store: str) -> Iterator[int]:
             _stop(proc)
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
+def _wait_ready(
+    proc: subprocess.Popen[bytes], port: int, timeout: float, sides: tuple[str, ...] = SIDES
+) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
         ok = 0
-        for side in SIDES:
+        for side in sides:
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 conn.request("GET", f"/{side}/ping")
@@ -131,7 +147,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float) -> boo
                 conn.close()
             except OSError:
                 pass
-        if ok == len(SIDES):
+        if ok == len(sides):
             return True
         time.sleep(0.1)  # poll interval of a wait on a condition (every side answers)
     return False

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import api_mode, mint, refresh, render, scaling
+from . import api_mode, mint, refresh, refresh_peer, render, scaling
 from .common import BENCH_DIR, Row, Settings, machine_summary
 
 BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
     "3": refresh.run,
     "4": api_mode.run,
     "8": scaling.run,
+    "9": refresh_peer.run,
 }
 TITLES = {
     "1": "signed-mode mint vs bare jwt.encode",
@@ -35,6 +36,7 @@ TITLES = {
     "3": "refresh endpoint on gunicorn vs bare signing route",
     "4": "api mode with 50 ms upstream latency",
     "8": "N components (1/5/20): macros vs the same tags by hand",
+    "9": "refresh (Redis store) vs flask-jwt-extended on gunicorn",
 }
 PROFILES: dict[str, tuple[str, Callable[[Settings], cProfile.Profile]]] = {
     "mint": ("benchmark 1: 2000 x issue_token, cache miss (signs every call)", mint.profile),

@@ -41,11 +41,12 @@ from .common import AUDIENCE, ISSUER, SECRET_KEY, build_app
 BARE_TTL = 300
 
 
-def toucan_app(name: str, ttl: int, store_dir: str, key_file: str) -> Flask:
+def toucan_app(name: str, ttl: int, store_dir: str, key_file: str, store: str | None = None) -> Flask:
+    """A flask-toucan side; ``store`` (a Redis URL, benchmark 9) instead of the file store."""
     app, toucan = build_app(
         "signed",
         name=name,
-        store=f"file://{store_dir}",
+        store=store or f"file://{store_dir}",
         ttl=ttl,
         signing_key=key_file,
         SESSION_COOKIE_NAME=f"{name}_session",

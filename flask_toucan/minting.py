@@ -167,12 +167,20 @@ class TokenService:
             }
         )
 
-    def issue(self, request: MintRequest) -> tuple[EmbedToken, bool]:
+    def issue(self, request: MintRequest, *, missed: int | None = None) -> tuple[EmbedToken, bool]:
+        """``missed``: the caller read the cache itself and missed, after
+        :meth:`SingleFlight.completed` gave this count (the page loader reads
+        session and tokens in one ``MGET``): no second read unless a flight
+        for the key ended since.
+        """
         key = self.key_for(request)
-        seen = self.flights.completed(key)
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit, True
+        if missed is not None:
+            seen = missed
+        else:
+            seen = self.flights.completed(key)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit, True
 
         def work() -> tuple[EmbedToken, bool]:
             # A flight for this key that ended between our cache read and now

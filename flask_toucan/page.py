@@ -73,6 +73,9 @@ class Slot:
     tail: str | None = None
     #: The escaped ``auth-token`` and default ``server-url`` (built on first use).
     head: str | None = None
+    #: A cache miss read with ``mint=False``: what to mint, and the flight count before the read.
+    request: MintRequest | None = None
+    missed: int | None = None
 
 
 @dataclass
@@ -116,6 +119,9 @@ def slot(kind: str) -> Slot:
     """The token (or the error) for ``kind``, loading every kind the page needs on first call."""
     page = current_page()
     found = page.slots.get(kind)
+    if found is not None and found.token is None and found.error is None:
+        del page.slots[kind]  # a miss read by a mint=False load: load (and mint) it now
+        found = None
     if found is None:
         learn(kind)
         load(page, [kind, *sorted(page.declared), *sorted(learned())])
@@ -143,7 +149,8 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
     """Fill ``page.slots`` for ``kinds`` not loaded yet: one store read, concurrent mints.
 
     ``mint=False`` (the refresh endpoint, before its CSRF check): read only;
-    cached tokens get a slot, misses none, and nothing is announced yet.
+    a miss gets a slot with what to mint (:func:`mint_missed`), nothing is
+    minted or announced yet.
     """
     todo = [k for k in dict.fromkeys(kinds) if k not in page.slots]
     if not todo:
@@ -158,7 +165,11 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
         _fail_all(page, todo, AuthenticationRequired("log in to get a token"))
         return
     requests, keys = _requests(page, user, todo)
-    store_keys = ([pending.record_key] if pending.record_key else []) + list(dict.fromkeys(keys.values()))
+    token_keys = list(dict.fromkeys(keys.values()))
+    store_keys = ([pending.record_key] if pending.record_key else []) + token_keys
+    # Flights ended so far, per key: a miss below is only trusted if none ends in between.
+    flights = get_state().service.flights
+    seen = {key: flights.completed(key) for key in token_keys}
     try:
         values = get_state().store.get_many(*store_keys) if store_keys else []
     except StoreUnavailable as exc:
@@ -172,12 +183,15 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
         _fail_all(page, todo, AuthenticationRequired("log in to get a token"))
         return
     if mint:
-        _fill(page, user, requests, keys, found)
+        _fill(page, user, requests, keys, found, seen)
         return
     for kind, req in requests.items():
         hit = get_state().service.cache.from_entry(found.get(keys[kind]))
+        scope = scope_of(req.permissions)
         if hit is not None:
-            page.slots[kind] = Slot(hit, req.permissions, scope_of(req.permissions))
+            page.slots[kind] = Slot(hit, req.permissions, scope)
+        else:
+            page.slots[kind] = Slot(None, req.permissions, scope, request=req, missed=seen[keys[kind]])
 
 
 def _requests(
@@ -213,17 +227,18 @@ def _fill(
     requests: dict[str, MintRequest],
     keys: dict[str, str],
     found: dict[str, Any],
+    seen: dict[str, int],
 ) -> None:
     """Cache hits from ``found``; the misses minted concurrently (one thread per distinct key)."""
     state = get_state()
     outcomes: dict[str, tuple[EmbedToken, bool] | ToucanError] = {}
-    misses: dict[str, MintRequest] = {}
+    misses: dict[str, tuple[MintRequest, int]] = {}
     for kind, req in requests.items():
         hit = state.service.cache.from_entry(found.get(keys[kind]))
         if hit is not None:
             outcomes[keys[kind]] = (hit, True)
         else:
-            misses.setdefault(keys[kind], req)
+            misses.setdefault(keys[kind], (req, seen[keys[kind]]))
     outcomes.update(_mint_all(misses))
     for kind, req in requests.items():
         outcome = outcomes[keys[kind]]
@@ -236,17 +251,23 @@ def _fill(
         issuing.announce(user, token, cached)
 
 
-def _mint_all(misses: dict[str, MintRequest]) -> dict[str, tuple[EmbedToken, bool] | ToucanError]:
-    """Mint every miss; all but the last in the pool, the last in this thread, then wait."""
+def _mint_all(
+    misses: dict[str, tuple[MintRequest, int]],
+) -> dict[str, tuple[EmbedToken, bool] | ToucanError]:
+    """Mint every miss; all but the last in the pool, the last in this thread, then wait.
+
+    Each through the token service's single flight, told the cache was just
+    read (no second store read unless another flight for the key ended since).
+    """
     service = get_state().service
     items = list(misses.items())
     futures: dict[str, Future[tuple[EmbedToken, bool]]] = {}
     if len(items) > 1:
         pool = _pool(current_app)
-        futures = {key: pool.submit(service.issue, req) for key, req in items[:-1]}
+        futures = {key: pool.submit(service.issue, req, missed=n) for key, (req, n) in items[:-1]}
     out: dict[str, tuple[EmbedToken, bool] | ToucanError] = {}
-    for key, req in items[len(futures) :]:
-        out[key] = _outcome(lambda req=req: service.issue(req))
+    for key, (req, n) in items[len(futures) :]:
+        out[key] = _outcome(lambda req=req, n=n: service.issue(req, missed=n))
     for key, future in futures.items():
         out[key] = _outcome(future.result)
     return out
@@ -258,6 +279,12 @@ def _outcome(fn: Any) -> tuple[EmbedToken, bool] | ToucanError:
     except ToucanError as exc:
         return exc
     return result
+
+
+def mint_missed(found: Slot) -> tuple[EmbedToken, bool]:
+    """Mint what a ``mint=False`` load found missing (after the caller's own checks)."""
+    assert found.request is not None
+    return get_state().service.issue(found.request, missed=found.missed)
 
 
 def _fail_all(page: Page, kinds: Iterable[str], exc: ToucanError) -> None:

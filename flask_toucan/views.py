@@ -283,13 +283,17 @@ def _refresh_kind() -> tuple[str | None, BadRequest | None]:
 
 
 def _refresh_token_for(kind: str, user: ToucanUser) -> EmbedToken:
-    """The token read with the session record if it was cached, else issued (and minted) now."""
+    """The token read with the session record, or minted now for the miss that read found."""
     found = page.current_page().slots.get(kind)
-    if found is not None and found.token is not None and found.permissions is not None:
-        issuing.remember(user, found.permissions, found.token)
-        issuing.announce(user, found.token, True)
-        return found.token
-    return issuing.issue_for(kind, user).token
+    if found is None or found.permissions is None or (found.token is None and found.request is None):
+        return issuing.issue_for(kind, user).token  # a refusal: issue_for raises the right error
+    if found.token is not None:
+        token, cached = found.token, True
+    else:
+        token, cached = page.mint_missed(found)
+    issuing.remember(user, found.permissions, token)
+    issuing.announce(user, token, cached)
+    return token
 
 
 MAX_REFRESH_BODY = 1024

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import api_mode, mint, refresh, refresh_peer, render, scaling
+from . import api_mode, coldpage, mint, refresh, refresh_peer, render, scaling, store_trips
 from .common import BENCH_DIR, Row, Settings, machine_summary
 
 BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
     "4": api_mode.run,
     "8": scaling.run,
     "9": refresh_peer.run,
+    "10": coldpage.run,
+    "11": store_trips.run,
 }
 TITLES = {
     "1": "signed-mode mint vs bare jwt.encode",
@@ -37,6 +39,8 @@ TITLES = {
     "4": "api mode with 50 ms upstream latency",
     "8": "N components (1/5/20): macros vs the same tags by hand",
     "9": "refresh (Redis store) vs flask-jwt-extended on gunicorn",
+    "10": "cold page (two tokens) vs one upstream round trip",
+    "11": "store round trips per request; Redis vs memory store",
 }
 PROFILES: dict[str, tuple[str, Callable[[Settings], cProfile.Profile]]] = {
     "mint": ("benchmark 1: 2000 x issue_token, cache miss (signs every call)", mint.profile),

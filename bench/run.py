@@ -143,7 +143,9 @@ def print_profile(name: str, settings: Settings, top: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (< 30 s); does not write results.md")
-    parser.add_argument("--only", default="1,2,3,4", help="comma-separated benchmark numbers (default: all)")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help="comma-separated benchmark numbers (default: all)"
+    )
     parser.add_argument(
         "--out", type=Path, help="where to write the Markdown report (default: bench/results.md)"
     )
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     only = [k.strip() for k in args.only.split(",") if k.strip()]
     unknown = [k for k in only if k not in BENCHMARKS]
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from 1, 2, 3, 4")
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     machine = machine_summary()
     rows, elapsed = run_all(settings, only)
     text = report(rows, settings, elapsed, machine)

@@ -21,19 +21,23 @@ def test_quick_bench_prints_every_row(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     header = "| # | benchmark | flask-toucan (median) | baseline (median) | ratio | target | result |"
     assert header in proc.stdout
-    rows = re.findall(r"^\| (\d[a-z]?) \|.*\| \*\*(PASS|MISS)\*\* \|$", proc.stdout, re.MULTILINE)
+    rows = re.findall(r"^\| (\d+[a-z]?) \|.*\| \*\*(PASS|MISS)\*\* \|$", proc.stdout, re.MULTILINE)
     keys = {key for key, _ in rows}
-    # All four benchmarks, with their sub-rows (1: minter / issue_token; 3: cached / signing;
-    # 4: render / single flight).
-    assert keys == {"1a", "1b", "2", "3a", "3b", "4a", "4b"}, proc.stdout
+    # Every benchmark, with its sub-rows (1: minter / issue_token; 3: cached / signing;
+    # 4: render / single flight; 8: 1/5/20 components; 9: cached / signing vs flask-jwt-extended;
+    # 10: api / classic cold page; 11: Redis vs memory / round trips).
+    expected = {"1a", "1b", "2", "3a", "3b", "4a", "4b", "8a", "8b", "8c", "9a", "9b", "10a", "10b"}
+    assert keys == expected | {"11a", "11b"}, proc.stdout
     assert "error" not in {cell.strip() for line in proc.stdout.splitlines() for cell in line.split("|")}
     # The single-flight count is deterministic, unlike the timings: exactly one upstream call.
     assert re.search(r"^\| 4b \| .* \| 1 call \| .*\*\*PASS\*\*", proc.stdout, re.MULTILINE), proc.stdout
+    # So are the store's round trips: one MGET per cached page and per cached refresh.
+    assert re.search(r"^\| 11b \| .* \| 1 / 1 \| 1 / 1 \| \*\*PASS\*\*", proc.stdout, re.MULTILINE)
     assert out_file.read_text().count("\n| ") >= 8
     # --out took the report; a quick run never writes the committed bench/results.md.
     committed = REPO / "bench" / "results.md"

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from flask import Flask, current_app, g, session
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer, timed
 
 from .exceptions import AuthenticationRequired, CSRFError
 from .state import SESSION_ID, get_state
@@ -47,11 +47,33 @@ def check_token(app: Flask, token: Any, sid: Any, max_age: int) -> bool:
         return False
     if len(token) > MAX_TOKEN_LENGTH or not token.isascii() or not token.isprintable():
         return False
+    value = _verified(app, token, max_age)
+    return value is not None and hmac.compare_digest(value, sid)
+
+
+def _verified(app: Flask, token: str, max_age: int) -> str | None:
+    """The session id ``token`` signs, if its signature and age check out (memoised per process).
+
+    A page's refresh script sends the same token again and again; checking its
+    HMAC once and remembering the answer until the token's own expiry saves
+    the refresh endpoint that work. Only tokens that verified are remembered,
+    keyed by the whole token, with the expiry their signed timestamp gives.
+    """
+    memo: dict[str, tuple[str, float]] = app.extensions.setdefault("toucan.csrf_verified", {})
+X
+    hit = memo.get(token)
+    if hit is not None and now < hit[1]:
+        return hit[0]
     try:
-        value = serializer(app).loads(token, max_age=max_age)
+        value, signed_at = serializer(app).loads(token, max_age=max_age, return_timestamp=True)
     except (BadData, ValueError, TypeError, OverflowError):
-        return False
-    return isinstance(value, str) and hmac.compare_digest(value, sid)
+        return None
+    if not isinstance(value, str):
+        return None
+    if len(memo) >= MAX_REMEMBERED:
+        memo.clear()
+    memo[token] = (value, signed_at.timestamp() + max_age)
+    return value
 
 
 def session_token() -> str:

@@ -104,7 +104,7 @@ def run(settings: Settings) -> list[Row]:
                 baseline=fmt_time(median(t[f"hand{n}"])) + " / render",
                 ratio=per[n],
                 ratio_text=f"{per[n]:.2f}x",
-                target=f"≤ {target:.2f}x" if target else "(between)",
+                target=f"≤ {target:.2f}x" if target else "— (no target)",
                 passed=per[n] <= target if target else True,
                 notes=[
                     f"vs the same hand-written grid whose view fetches the token and the CSRF token "

@@ -76,6 +76,11 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_STORE_TIMEOUT": 0.5,
     "TOUCAN_STORE_BREAKER_FAILURES": 3,
     "TOUCAN_STORE_BREAKER_COOLDOWN": 2.0,
+    # scale: in-process store capacities, cross-worker lock, Redis TLS CA (store.py, memstore.py)
+    "TOUCAN_STORE_MAX_TOKENS": 100_000,
+    "TOUCAN_STORE_MAX_SESSIONS": 100_000,
+    "TOUCAN_STORE_LOCK_TTL": None,  # default: TOUCAN_HTTP_DEADLINE
+    "TOUCAN_STORE_CA_BUNDLE": None,  # CA file for a rediss:// store (else the system's)
     # -- mcp (bring your own chat) --
     "TOUCAN_ASSISTANT_ROUTE": False,  # POST {prefix}/assistant/ask for a host chat
 }
@@ -256,6 +261,11 @@ class ToucanConfig:
     store_breaker_failures: int = 3
     store_breaker_cooldown: float = 2.0
     assistant_route: bool = False
+    # scale (see _scale_settings)
+    store_max_tokens: int = 100_000
+    store_max_sessions: int = 100_000
+    store_lock_ttl: float | None = None
+    store_ca_bundle: str | None = None
 
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"
@@ -396,6 +406,7 @@ class ToucanConfig:
             **_classic_settings(get, exchange_url if mode == "signed" else None),
             **transport,
             assistant_route=_assistant_route(get("TOUCAN_ASSISTANT_ROUTE")),
+            **_scale_settings(get),
         )
 
     def margin_for(self, lifetime: float) -> float:
@@ -421,4 +432,24 @@ def _store_settings(get: Any) -> dict[str, Any]:
         "store_breaker_cooldown": _positive_number(
             "TOUCAN_STORE_BREAKER_COOLDOWN", get("TOUCAN_STORE_BREAKER_COOLDOWN")
         ),
+    }
+
+
+def _scale_settings(get: Any) -> dict[str, Any]:
+    """In-process store capacities, the cross-worker lock's TTL, the Redis CA (area: scale)."""
+    lock_ttl = get("TOUCAN_STORE_LOCK_TTL")
+    ca_bundle = get("TOUCAN_STORE_CA_BUNDLE")
+    if ca_bundle is not None and (not isinstance(ca_bundle, str) or not ca_bundle):
+        raise ConfigurationError("TOUCAN_STORE_CA_BUNDLE must be the path of a PEM CA file")
+    return {
+        "store_max_tokens": int(
+            _positive_number("TOUCAN_STORE_MAX_TOKENS", get("TOUCAN_STORE_MAX_TOKENS"), integer=True)
+        ),
+        "store_max_sessions": int(
+            _positive_number("TOUCAN_STORE_MAX_SESSIONS", get("TOUCAN_STORE_MAX_SESSIONS"), integer=True)
+        ),
+        "store_lock_ttl": None
+        if lock_ttl is None
+        else _positive_number("TOUCAN_STORE_LOCK_TTL", lock_ttl),
+        "store_ca_bundle": ca_bundle,
     }

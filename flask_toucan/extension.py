@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app, g, has_request_context, request, session
-from limits import parse as parse_rate
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from . import csrf, signals
 from .cache import TokenCache
@@ -449,16 +446,26 @@ def _build_store(config: ToucanConfig) -> tuple[Any, GuardedLimiter | None, Any]
         connect_timeout=config.store_connect_timeout,
         timeout=config.store_timeout,
         breaker=breaker,
+        ca_bundle=config.store_ca_bundle,
+        max_tokens=config.store_max_tokens,
+        max_sessions=config.store_max_sessions,
     )
     if not config.rate_limit:
         return store, None, None
+    # Imported only when rate limiting is on: ``limits`` costs ~19 ms of import.
+    from limits import parse as parse_rate
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter
+
     try:
         rate = parse_rate(config.rate_limit)
     except ValueError:
         raise ConfigurationError(
             "TOUCAN_RATE_LIMIT must look like '30/minute' (or be None to disable)"
         ) from None
-    options = limits_storage_options(config.store, config.store_connect_timeout, config.store_timeout)
+    options = limits_storage_options(
+        config.store, config.store_connect_timeout, config.store_timeout, config.store_ca_bundle
+    )
     storage = storage_from_string(limits_storage_uri(config.store), **options)
     return store, GuardedLimiter(MovingWindowRateLimiter(storage), store.breaker), rate
 

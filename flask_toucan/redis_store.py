@@ -19,6 +19,8 @@ the same deployment:
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -99,6 +101,34 @@ def _sentinel_master(spec: str, options: dict[str, Any]) -> Any:
 
 
 def _cluster(spec: str, options: dict[str, Any]) -> Any:
+    """A cluster client, connected on first use.
+
+    redis-py reads the slot map when the client is built: built at start-up, a
+    cluster that is down then would keep the app from starting; built on first
+    use, that is one failed store call (``StoreUnavailable``) like any other.
+    """
+    return LazyClient(lambda: _cluster_now(spec, options))
+
+
+class LazyClient:
+    """Builds the real client on first attribute access (thread-safe), then delegates to it."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._factory()
+                client = self._client
+        return getattr(client, name)
+
+
+def _cluster_now(spec: str, options: dict[str, Any]) -> Any:
     from redis.cluster import ClusterNode, RedisCluster
 
     parts = urlsplit(spec)

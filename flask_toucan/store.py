@@ -56,7 +56,8 @@ def store_errors() -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (OSError,)
     redis_exceptions = sys.modules.get("redis.exceptions")
     if redis_exceptions is not None:
-        errors = (*errors, redis_exceptions.RedisError)
+        # A cluster without a reachable node raises RedisClusterException (not a RedisError).
+        errors = (*errors, redis_exceptions.RedisError, redis_exceptions.RedisClusterException)
     limits_errors = sys.modules.get("limits.errors")
     if limits_errors is not None:
         errors = (*errors, limits_errors.StorageError)

@@ -7,8 +7,8 @@ signed here for self-hosted deployments), handed to the ``<tc-dashboard>`` /
 
 from __future__ import annotations
 
-# AssistantSession imports the MCP SDK only when a session opens (the ``mcp`` extra).
-from .assistant import AssistantSession
+from typing import TYPE_CHECKING, Any
+
 from .exceptions import (
     AttributeMappingError,
     AuthenticationRequired,
@@ -29,7 +29,23 @@ from .extension import Toucan
 from .signals import token_issued, user_logged_in, user_logged_out
 from .tokens import EmbedToken
 from .user import ToucanUser
-from .verify import verify_token
+
+if TYPE_CHECKING:
+    from .assistant import AssistantSession
+    from .verify import verify_token
+
+#: Imported on first use (PEP 562): an app that embeds dashboards pays nothing for them.
+_LAZY = {"AssistantSession": ".assistant", "verify_token": ".verify"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AssistantSession",

@@ -24,12 +24,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
-
-from cachelib import BaseCache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .exceptions import StoreUnavailable
 from .tokens import EmbedToken, utc_from_timestamp
+
+if TYPE_CHECKING:
+    from cachelib import BaseCache
 
 log = logging.getLogger("flask_toucan")
 T = TypeVar("T")
@@ -42,7 +43,7 @@ def cache_key(parts: Mapping[str, Any], tag: str = "") -> str:
 
 
 class TokenCache:
-    def __init__(self, store: BaseCache, margin: Callable[[float], float]) -> None:
+    def __init__(self, store: BaseCache | Any, margin: Callable[[float], float]) -> None:
         self.store = store
         self.margin = margin
 

@@ -26,10 +26,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from cachelib import BaseCache, FileSystemCache
-
 from .exceptions import ConfigurationError, StoreUnavailable
-from .memstore import DEFAULT_MAX_SESSIONS, DEFAULT_MAX_TOKENS, MemoryStore
 
 log = logging.getLogger("flask_toucan")
 T = TypeVar("T")
@@ -156,8 +153,12 @@ class CircuitBreaker:
                 self._probing = False
 
 
-class GuardedStore(BaseCache):
+class GuardedStore:
     """A cachelib cache whose failures are :class:`StoreUnavailable`, behind a breaker.
+
+    It has the cachelib cache interface (``get``, ``set``, ``get_many``...)
+    without subclassing ``cachelib.BaseCache``: cachelib is imported when the
+    store is made, not by ``import flask_toucan``.
 
     A ``set`` answering ``False`` is a failure too: cachelib's file store logs
     and swallows ``OSError`` (full disk, read-only directory) and reports it
@@ -167,9 +168,8 @@ class GuardedStore(BaseCache):
     """
 
     def __init__(
-        self, inner: BaseCache, kind: str, breaker: CircuitBreaker | None = None, locks: Any = None
+        self, inner: Any, kind: str, breaker: CircuitBreaker | None = None, locks: Any = None
     ) -> None:
-        super().__init__(default_timeout=0)
         self.inner = inner
         self.kind = kind
         self.breaker = breaker if breaker is not None else CircuitBreaker(kind)
@@ -277,10 +277,12 @@ def make_store(
     timeout: float = DEFAULT_TIMEOUT,
     breaker: CircuitBreaker | None = None,
     ca_bundle: str | None = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
-    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    max_tokens: int | None = None,
+    max_sessions: int | None = None,
 ) -> GuardedStore:
     """The store ``TOUCAN_STORE`` names, guarded (see :class:`GuardedStore`)."""
+    from cachelib import BaseCache, FileSystemCache
+
     kind = store_kind(spec)
     breaker = breaker if breaker is not None else CircuitBreaker(kind)
     if isinstance(spec, GuardedStore):
@@ -288,7 +290,10 @@ def make_store(
     if isinstance(spec, BaseCache):
         return GuardedStore(spec, kind, breaker)
     if spec in (None, "memory"):
-        return GuardedStore(MemoryStore(max_tokens, max_sessions), kind, breaker)
+        from .memstore import MemoryStore
+
+        capacities = {"max_tokens": max_tokens, "max_sessions": max_sessions}
+        return GuardedStore(MemoryStore(**{k: v for k, v in capacities.items() if v}), kind, breaker)
     if isinstance(spec, str) and spec.startswith(REDIS_SCHEMES):
         from cachelib import RedisCache
 
@@ -390,7 +395,7 @@ class SessionRegistry:
 
     prefix = "sid:"
 
-    def __init__(self, store: BaseCache, lifetime: int) -> None:
+    def __init__(self, store: Any, lifetime: int) -> None:
         self.store = store
         self.lifetime = lifetime
 

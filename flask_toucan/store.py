@@ -311,9 +311,7 @@ def make_store(
     )
 
 
-def redis_client(
-    spec: str, *, connect_timeout: float, timeout: float, ca_bundle: str | None = None
-) -> Any:
+def redis_client(spec: str, *, connect_timeout: float, timeout: float, ca_bundle: str | None = None) -> Any:
     """A Redis client for the store (see :mod:`flask_toucan.redis_store`)."""
     from .redis_store import redis_client as make_client
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import api_mode, mint, refresh, render
+from . import api_mode, cross_worker, import_time, mint, refresh, render, store_scale
 from .common import BENCH_DIR, Row, Settings, machine_summary
 
 BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
@@ -27,12 +27,18 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
     "2": render.run,
     "3": refresh.run,
     "4": api_mode.run,
+    "5": cross_worker.run,
+    "6": store_scale.run,
+    "7": import_time.run,
 }
 TITLES = {
     "1": "signed-mode mint vs bare jwt.encode",
     "2": "page render: macros vs hand-written template",
     "3": "refresh endpoint on gunicorn vs bare signing route",
     "4": "api mode with 50 ms upstream latency",
+    "5": "cross-worker single-flight: upstream calls for concurrent cold renders",
+    "6": "in-process store at 10k / 100k users",
+    "7": "import time vs flask + authlib + jwt",
 }
 PROFILES: dict[str, tuple[str, Callable[[Settings], cProfile.Profile]]] = {
     "mint": ("benchmark 1: 2000 x issue_token, cache miss (signs every call)", mint.profile),
@@ -134,7 +140,9 @@ def print_profile(name: str, settings: Settings, top: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (< 30 s); does not write results.md")
-    parser.add_argument("--only", default="1,2,3,4", help="comma-separated benchmark numbers (default: all)")
+    parser.add_argument(
+        "--only", default="1,2,3,4,5,6,7", help="comma-separated benchmark numbers (default: all)"
+    )
     parser.add_argument(
         "--out", type=Path, help="where to write the Markdown report (default: bench/results.md)"
     )

@@ -21,19 +21,22 @@ def test_quick_bench_prints_every_row(tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     header = "| # | benchmark | flask-toucan (median) | baseline (median) | ratio | target | result |"
     assert header in proc.stdout
     rows = re.findall(r"^\| (\d[a-z]?) \|.*\| \*\*(PASS|MISS)\*\* \|$", proc.stdout, re.MULTILINE)
     keys = {key for key, _ in rows}
-    # All four benchmarks, with their sub-rows (1: minter / issue_token; 3: cached / signing;
-    # 4: render / single flight).
-    assert keys == {"1a", "1b", "2", "3a", "3b", "4a", "4b"}, proc.stdout
+    # Every benchmark, with its sub-rows (1: minter / issue_token; 3: cached / signing;
+    # 4: render / single flight; 5: cross-worker bursts; 6: store sizes; 7: import time).
+    assert keys == {"1a", "1b", "2", "3a", "3b", "4a", "4b", "5a", "5b", "6a", "6b", "7"}, proc.stdout
     assert "error" not in {cell.strip() for line in proc.stdout.splitlines() for cell in line.split("|")}
     # The single-flight count is deterministic, unlike the timings: exactly one upstream call.
     assert re.search(r"^\| 4b \| .* \| 1 call \| .*\*\*PASS\*\*", proc.stdout, re.MULTILINE), proc.stdout
+    # Across gunicorn workers too (the store's lock): 1 call for one user, 10 for ten.
+    assert re.search(r"^\| 5a \| .* \| 1 upstream calls \| .*\*\*PASS\*\*", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^\| 5b \| .* \| 10 upstream calls \| .*\*\*PASS\*\*", proc.stdout, re.M), proc.stdout
     assert out_file.read_text().count("\n| ") >= 8
     # --out took the report; a quick run never writes the committed bench/results.md.
     committed = REPO / "bench" / "results.md"

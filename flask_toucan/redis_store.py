@@ -157,13 +157,14 @@ class RedisLocks:
 
     def acquire(self, name: str, ttl: float) -> Any | None:
         """The lock object if we now hold ``name``, else ``None`` (somebody else does)."""
-        lock = self.client.lock(
-            self.prefix + name, timeout=ttl, blocking=False, thread_local=False, raise_on_release_error=False
-        )
+        lock = self.client.lock(self.prefix + name, timeout=ttl, blocking=False, thread_local=False)
         return lock if lock.acquire(blocking=False) else None
 
     def release(self, lock: Any) -> None:
-        lock.release()  # a lock that expired meanwhile is not ours: no error (raise_on_release_error)
+        """Release ``lock`` if it is still ours; one that expired meanwhile is left alone."""
+        from redis.exceptions import LockError
 
-    def held(self, name: str) -> bool:
-        return bool(self.client.exists(self.prefix + name))
+        try:
+            lock.release()
+        except LockError:  # expired (and maybe taken by another worker): not ours to delete
+            pass

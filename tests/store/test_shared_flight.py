@@ -161,3 +161,22 @@ def test_memory_and_file_stores_use_no_shared_lock(tmp_path: Any) -> None:
     config = ToucanConfig.from_mapping(signed_config())
     assert shared_flight(config, make_store("memory")) is None
     assert shared_flight(config, make_store(f"file://{tmp_path}")) is None
+
+
+def test_lock_ttl_and_wait_come_from_the_config(redis_server: Any) -> None:
+    from flask_toucan.config import ToucanConfig
+    from flask_toucan.exceptions import ConfigurationError
+    from flask_toucan.minting import shared_flight
+
+    from ..core.helpers import signed_config
+
+    store = make_store(redis_server.url)
+    default = shared_flight(ToucanConfig.from_mapping(signed_config(TOUCAN_HTTP_DEADLINE=7.0)), store)
+    assert default is not None and (default.lock_ttl, default.wait) == (7.0, 14.0)
+    set_ = shared_flight(ToucanConfig.from_mapping(signed_config(TOUCAN_STORE_LOCK_TTL=2.5)), store)
+    assert set_ is not None and set_.lock_ttl == 2.5
+    for bad in (0, -1, "5", True):
+        with pytest.raises(ConfigurationError, match="TOUCAN_STORE_LOCK_TTL"):
+            ToucanConfig.from_mapping(signed_config(TOUCAN_STORE_LOCK_TTL=bad))
+    with pytest.raises(ConfigurationError, match="TOUCAN_STORE_CA_BUNDLE"):
+        ToucanConfig.from_mapping(signed_config(TOUCAN_STORE_CA_BUNDLE=""))

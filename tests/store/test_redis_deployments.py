@@ -87,12 +87,15 @@ def test_cluster_keeps_one_users_keys_in_one_slot() -> None:
         exercise(deployment.url)
         node = redis.Redis(host="127.0.0.1", port=deployment.ports[0])
         cluster: Any = make_store(deployment.url).locks.client
-        keys = [k.decode() for k in cluster.keys(target_nodes="all") if k.startswith(b"toucan:")]
+        every = [k.decode() for k in cluster.keys(target_nodes="all")]
+        keys = [k for k in every if k.startswith("toucan:")]
         user_keys = [k for k in keys if k.startswith(("toucan:sid:{", "toucan:tok:{"))]
         assert any(k.startswith("toucan:sid:") for k in user_keys)
         assert any(k.startswith("toucan:tok:") for k in user_keys)
-        slots = {node.execute_command("CLUSTER", "KEYSLOT", k) for k in user_keys}
-        assert len(slots) == 1, keys  # login record and tokens of alice: one slot, one node
+        limit_keys = [k for k in every if "toucan-refresh" in k]  # limits' key holds the session id
+        assert limit_keys, every
+        slots = {node.execute_command("CLUSTER", "KEYSLOT", k) for k in user_keys + limit_keys}
+        assert len(slots) == 1, every  # alice's login record, tokens and rate limit: one slot, one node
         # ... so one round trip can read them all (item 5 of issue 11 builds on this).
         store = make_store(deployment.url)
         assert all(v is not None for v in store.get_many(*(k.removeprefix("toucan:") for k in user_keys)))

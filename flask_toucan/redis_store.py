@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .exceptions import ConfigurationError
 
@@ -133,13 +133,10 @@ def _cluster_now(spec: str, options: dict[str, Any]) -> Any:
 
     parts = urlsplit(spec)
     password, hosts = _hosts(parts.netloc)
-    query = parse_qs(parts.query)
-    extra: dict[str, Any] = {"ssl_ca_certs": query["ssl_ca_certs"][0]} if "ssl_ca_certs" in query else {}
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in hosts],  # type: ignore[no-untyped-call]
         password=password,
         **options,
-        **extra,
     )
 
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app, g, has_request_context, request, session
 from limits import parse as parse_rate
@@ -60,7 +60,6 @@ if TYPE_CHECKING:
     from .headless import HeadlessClient
 
 log = logging.getLogger("flask_toucan")
-F = TypeVar("F", bound=Callable[..., Any])
 
 SESSION_USER = "_toucan_user"
 SESSION_ID = "_toucan_sid"

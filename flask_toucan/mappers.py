@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from .exceptions import AttributeMappingError, ConfigurationError, PermissionDenied
 from .user import ToucanUser
@@ -30,7 +30,6 @@ AttributeMapper = Callable[[ToucanUser], Any]
 BulkMapper = Callable[[ToucanUser], Mapping[str, Any] | None]
 PermissionsMapper = Callable[[ToucanUser], Mapping[str, Mapping[str, bool]]]
 ClassicMapper = Callable[[ToucanUser], Any]
-F = TypeVar("F", bound=Callable[..., Any])
 
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 

@@ -26,9 +26,6 @@ REGIONS = ("emea", "amer", "apac")
 PRODUCTS = ("anvils", "rockets", "magnets", "springs", "gadgets", "widgets")
 MONTHS = tuple(f"2024-{m:02d}" for m in range(1, 13))
 
-#: Columns of ``sales``; rules and queries may only name these.
-SALES_COLUMNS = ("id", "organization_id", "region", "product", "month", "amount", "units")
-
 SCHEMA = """
 CREATE TABLE organizations (id TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE sales (

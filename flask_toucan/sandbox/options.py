@@ -47,7 +47,9 @@ class SandboxOptions:
     api_key: str = ""  # empty: a random one is generated
     token_lifetime: int = 3600
     origins: tuple[str, ...] = DEFAULT_ORIGINS
-    data_file: str | None = None  # None: a temporary file removed at stop()
+    # None: a file in the temp directory named after the data set, created once and
+    # shared by every sandbox of that data set (kept after stop(): it is a cache).
+    data_file: str | None = None
     host_jwks_url: str | None = None
     issuer: str | None = None  # default: the origin of host_jwks_url
     audience: str = "toucan-sandbox"

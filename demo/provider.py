@@ -21,16 +21,15 @@ from __future__ import annotations
 import datetime
 import os
 import secrets
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
-from werkzeug.serving import BaseWSGIServer
 
-from .serving import serve_on
+from flask_toucan.serving import ThreadedServer
+
 from .users import DEMO_USERS, ORGANIZATIONS, REGION_NAMES
 
 TEMPLATES = Path(__file__).resolve().parent / "provider_templates"
@@ -186,19 +185,21 @@ class ProviderServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self._server: BaseWSGIServer = serve_on(host, port, _not_ready)
-        self._thread: threading.Thread | None = None
+        self._server = ThreadedServer(None, host, port, name="demo-idp", poll_interval=0.1)
         self._previous_backend: Any = None
         self.app: Flask | None = None
 
     @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
     def port(self) -> int:
-        return int(self._server.server_port)
+        return self._server.port
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self._server.url
 
     @property
     def metadata_url(self) -> str:
@@ -212,25 +213,13 @@ class ProviderServer:
         self._previous_backend = Backend._instance
         self.app = create_provider_app(f"{self.host}:{self.port}", client)
         self._server.app = self.app
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="demo-idp", daemon=True
-        )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self._server.server_close()
+        self._server.stop()
         if self.app is not None:
             from canaille.backends import Backend
 
             Backend._instance = self._previous_backend
             self.app = None
-
-
-def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-    return [b"the demo identity provider is starting\n"]

@@ -15,7 +15,7 @@ import pytest
 
 from demo.users import find_user
 
-from .conftest import TOKEN_LIFETIME, count_rows, expected_rows
+from .helpers import TOKEN_LIFETIME, count_rows, expected_rows
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 

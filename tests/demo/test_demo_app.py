@@ -188,7 +188,7 @@ def test_external_provider_and_toucan_are_used_instead_of_local_ones(toucan_sand
     import requests
 
     from demo.provider import ClientRegistration, ProviderServer
-    from demo.serving import listen
+    from flask_toucan.serving import listen
 
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]

@@ -9,7 +9,7 @@ import pytest
 from flask_toucan.sandbox import Rule, create_app, where_clause
 from flask_toucan.sandbox.rls import MissingAttribute
 
-from .conftest import ALL, sql
+from .helpers import ALL, sql
 
 LOOPBACK = "http://127.0.0.1:5000"
 
@@ -17,7 +17,7 @@ LOOPBACK = "http://127.0.0.1:5000"
 def issue(state, attributes, permissions=None, lifetime=None):
     from flask_toucan.sandbox.grants import grant_from_request
 
-    from .conftest import token_request
+    from .helpers import token_request
 
     grant = grant_from_request(
         token_request(attributes, permissions),

@@ -22,7 +22,7 @@ from flask import Flask, jsonify
 
 from flask_toucan.keys import KeySet, generate_private_key_pem, load_key_set
 
-from .conftest import sql
+from .helpers import sql
 
 pytestmark = pytest.mark.integration
 

@@ -112,13 +112,13 @@ class ThreadedServer:
     def app(self) -> WSGIApp:
         if self._server is None:
             raise RuntimeError("the server is stopped")
-        return self._server.app  # type: ignore[no-any-return]
+        return self._server.app
 
     @app.setter
     def app(self, app: WSGIApp) -> None:
         if self._server is None:
             raise RuntimeError("the server is stopped")
-        self._server.app = app  # type: ignore[assignment]
+        self._server.app = app
 
     # -- life cycle ---------------------------------------------------------------
     def start(self) -> ThreadedServer:

@@ -223,3 +223,61 @@ class ProviderServer:
 
             Backend._instance = self._previous_backend
             self.app = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m demo.provider``: the demo's OpenID provider alone, for your own app.
+
+    Registers one client (the id, secret and redirect URI given, a random secret
+    by default) and prints what the app needs (``OIDC_*``, as docs/examples/
+    basic_app.py reads them). Runs until Ctrl-C or SIGTERM.
+    """
+    import argparse
+    import signal
+    import sys
+    import threading
+
+    from .users import users_table
+
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.provider",
+        description="Run the demo's local OpenID provider (Canaille, in memory, seeded with the demo users).",
+    )
+    parser.add_argument("--port", type=int, default=5001, help="default 5001; 0 picks a free port")
+    parser.add_argument("--client-id", default="my-client", help="default my-client")
+    parser.add_argument("--client-secret", help="default: random, printed at start")
+    parser.add_argument(
+        "--redirect-uri",
+        default="http://127.0.0.1:5000/toucan/callback",
+        help="the app's callback (default: flask run's address + /toucan/callback)",
+    )
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    secret = args.client_secret or secrets.token_urlsafe(24)
+    app_origin = args.redirect_uri.split("/toucan/")[0]
+    try:
+        server = ProviderServer(port=args.port)
+    except OSError as exc:
+        print(f"provider: cannot listen on 127.0.0.1:{args.port} ({exc.strerror})", file=sys.stderr)
+        return 2
+    server.start(ClientRegistration(args.client_id, secret, args.redirect_uri, app_origin))
+    # The provider's own local client secret, printed to be copied (like the sandbox's API key).
+    print(f"Demo OpenID provider (Canaille) on {server.url}", flush=True)
+    print(f"  OIDC_METADATA_URL={server.metadata_url}")
+    print(f"  OIDC_CLIENT_ID={args.client_id}")
+    print(f"  OIDC_CLIENT_SECRET={secret}")
+    print(f"  redirect URI: {args.redirect_uri}")
+    print("  Sign in as:")
+    print(users_table(), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,6 +23,8 @@ ORGANIZATIONS = (
     ("initech", "Initech Ltd"),
 )
 REGIONS = ("emea", "amer", "apac")
+#: How the dashboards show the region codes (as a Toucan dashboard shows a column's labels).
+REGION_LABELS = {"emea": "EMEA", "amer": "Americas", "apac": "Asia-Pacific"}
 PRODUCTS = ("anvils", "rockets", "magnets", "springs", "gadgets", "widgets")
 MONTHS = tuple(f"2024-{m:02d}" for m in range(1, 13))
 

@@ -32,8 +32,8 @@ def demo_stack() -> Iterator[DemoStack]:
 def visitor(browser: Any, demo_stack: DemoStack) -> Iterator[Callable[[], Visitor]]:
     contexts: list[Any] = []
 
-    def factory() -> Visitor:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    def factory(width: int = 1280, height: int = 900) -> Visitor:
+        context = browser.new_context(viewport={"width": width, "height": height})
         context.add_init_script(CSP_PROBE)
         contexts.append(context)
         v = Visitor(demo_stack, context)

@@ -8,6 +8,7 @@ with a 5-second token lifetime so refreshes happen within the test budget.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -82,3 +83,15 @@ def count_rows(stack: DemoStack, where: str = "1", params: tuple[Any, ...] = ())
         return int(conn.execute(f"SELECT COUNT(*) FROM sales WHERE {where}", params).fetchone()[0])
     finally:
         conn.close()
+
+
+def shot(page: Any, artifacts_dir: str, name: str) -> None:
+    page.screenshot(path=os.path.join(artifacts_dir, f"demo-{name}.png"), full_page=True)
+
+
+def wait_ready(page: Any, selector: str) -> None:
+    page.wait_for_selector(f"{selector}[data-state='ready']", timeout=10_000)
+
+
+def no_csp_violations(page: Any) -> None:
+    assert page.evaluate("window.__csp") == []

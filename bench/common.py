@@ -35,6 +35,12 @@ AUDIENCE = "toucan-embed"
 IDP = "https://idp.bench.example"
 NONCE = "bench-nonce-0123456789"
 FAKE_BASE_URL = "https://toucan.bench.example"
+#: Leeway (seconds) for the honesty checks that decode the benchmarks' tokens.
+#: The ``signing`` sides use one-second tokens whose ``iat`` is rounded down to
+#: the second, so without leeway a busy machine sees a fresh token as expired
+#: between signing and decoding. The checks are about the signature and the
+#: claims, not the lifetime, so a generous leeway costs nothing.
+DECODE_LEEWAY = 60
 
 #: The identity every in-process benchmark logs in (three attributes, AI allowed).
 CLAIMS: dict[str, Any] = {

@@ -73,7 +73,9 @@ def _client_main(conn: Any, port: int) -> None:
         if msg is None:
             return
         requests, start_at, seconds = msg
-        # Every process starts at the same moment (CLOCK_MONOTONIC is system-wide on Linux).
+        # Every process starts at the same moment (CLOCK_MONOTONIC is system-wide on Linux):
+        # sleeping until a shared start time is the load generator's job, not a wait for
+        # something to happen.
         time.sleep(max(0.0, start_at - time.monotonic()))
         deadline = time.perf_counter() + seconds
         out: list[Any] = []

@@ -46,6 +46,7 @@ from werkzeug.test import EnvironBuilder
 
 from .common import (
     AUDIENCE,
+    DECODE_LEEWAY,
     ISSUER,
     REPO_ROOT,
     Row,
@@ -132,7 +133,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], port: int, timeout: float) -> boo
                 pass
         if ok == len(SIDES):
             return True
-        time.sleep(0.1)
+        time.sleep(0.1)  # poll interval of a wait on a condition (every side answers)
     return False
 
 
@@ -189,7 +190,12 @@ def check_sides(port: int, requests: dict[str, list[Request]]) -> None:
             if status != 200:
                 raise RuntimeError(f"{path} answered {status}: {answer}")
             claims = jwt.decode(
-                answer["token"], public, algorithms=["RS256"], audience=AUDIENCE, issuer=ISSUER
+                answer["token"],
+                public,
+                algorithms=["RS256"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=DECODE_LEEWAY,
             )
             contexts[side] = (claims["sub"], claims["embed_context"])
             values[side].append(answer["token"])

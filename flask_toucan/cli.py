@@ -24,6 +24,7 @@ from .config import ToucanConfig
 from .exceptions import ToucanError
 from .http import redact_url
 from .keys import generate_private_key_pem, load_signing_key
+from .schema import describe as describe_schema
 from .store import describe_store
 
 toucan_cli = AppGroup("toucan", help="flask-toucan: signing keys, JWKS, debug tokens.")
@@ -144,6 +145,8 @@ def _summary(c: ToucanConfig) -> None:
         if c.exchange_url:
             click.echo(f"exchange: {redact_url(c.exchange_url)}")
     click.echo(f"required attributes: {', '.join(c.required_attributes) or '(none)'}")
+    for line in describe_schema(c.attribute_schema):
+        click.echo(line)
     store = describe_store(c.store)  # never the URL: it may carry the Redis password
     click.echo(f"url prefix: {c.url_prefix}  store: {store}")
     proxy = redact_url(c.http_proxy) if c.http_proxy else "none"

@@ -12,13 +12,14 @@ import importlib.util
 import os
 import ssl
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError
 from .keys import KeySet, load_key_set
+from .schema import DEFAULT_MAX_LENGTH, AttributeSchema, schema_from_settings
 
 MODES = ("api", "signed")
 
@@ -78,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     "TOUCAN_STORE_BREAKER_COOLDOWN": 2.0,
     # -- mcp (bring your own chat) --
     "TOUCAN_ASSISTANT_ROUTE": False,  # POST {prefix}/assistant/ask for a host chat
+    # attribute schema (schema area): declared types, per-value length cap
+    "TOUCAN_ATTRIBUTES": None,  # None: any attribute name; values are checked all the same
+    "TOUCAN_ATTRIBUTE_MAX_LENGTH": DEFAULT_MAX_LENGTH,
 }
 
 #: The client authentication methods of the classic exchange (Authlib's names).
@@ -203,6 +207,11 @@ def _assistant_route(value: Any) -> bool:
     return value
 
 
+def _attribute_schema(get: Any, required: tuple[str, ...]) -> AttributeSchema:
+    """``TOUCAN_ATTRIBUTES`` and ``TOUCAN_ATTRIBUTE_MAX_LENGTH`` (see :mod:`flask_toucan.schema`)."""
+    return schema_from_settings(get("TOUCAN_ATTRIBUTES"), get("TOUCAN_ATTRIBUTE_MAX_LENGTH"), required)
+
+
 @dataclass(frozen=True, repr=False)
 class ToucanConfig:
     """The validated settings. Secrets are kept but never shown by ``repr``."""
@@ -256,6 +265,7 @@ class ToucanConfig:
     store_breaker_failures: int = 3
     store_breaker_cooldown: float = 2.0
     assistant_route: bool = False
+    attribute_schema: AttributeSchema = field(default_factory=AttributeSchema)
 
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"
@@ -396,6 +406,7 @@ class ToucanConfig:
             **_classic_settings(get, exchange_url if mode == "signed" else None),
             **transport,
             assistant_route=_assistant_route(get("TOUCAN_ASSISTANT_ROUTE")),
+            attribute_schema=_attribute_schema(get, tuple(required)),
         )
 
     def margin_for(self, lifetime: float) -> float:

@@ -345,8 +345,9 @@ class Toucan:
             if hit is not None and not hit.expired:
                 return hit
 
-        attributes = self.mappers.map_attributes(user, state.config.required_attributes)
-        classic = self.mappers.map_classic(user) if state.config.mode == "signed" else None
+        config = state.config
+        attributes = self.mappers.map_attributes(user, config.required_attributes, config.attribute_schema)
+        classic = self.mappers.map_classic(user) if config.mode == "signed" else None
         token, cached = state.service.issue(MintRequest(user, attributes, perms, classic))
         if memo is not None:
             memo[memo_key] = token

@@ -6,17 +6,19 @@ nothing from the request can add or override an attribute.
 
 Fail closed: a required attribute that maps to ``None``, an empty value, a
 non-scalar where a scalar is expected, or whose mapper raises, is an
-:class:`AttributeMappingError` and no token is minted.
+:class:`AttributeMappingError` and no token is minted. So is any value that
+:mod:`flask_toucan.schema` refuses (wrong declared type, control or bidi
+characters, too long, not finite, over the size budget).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from . import schema
 from .exceptions import AttributeMappingError, ConfigurationError, PermissionDenied
 from .user import ToucanUser
 
@@ -31,7 +33,7 @@ BulkMapper = Callable[[ToucanUser], Mapping[str, Any] | None]
 PermissionsMapper = Callable[[ToucanUser], Mapping[str, Mapping[str, bool]]]
 ClassicMapper = Callable[[ToucanUser], Any]
 
-ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+ATTRIBUTE_NAME = schema.ATTRIBUTE_NAME
 
 #: The permission flags Toucan documents, per resource.
 PERMISSION_FLAGS: dict[str, frozenset[str]] = {
@@ -168,11 +170,45 @@ class MapperRegistry:
         self.bulk.append(fn)
 
     # -- evaluation --------------------------------------------------------
-    def map_attributes(self, user: ToucanUser, required: Iterable[str]) -> dict[str, AttributeValue]:
-        """Run every mapper; return clean attributes or raise (never a partial result)."""
-        raw: dict[str, Any] = {}
+    def map_attributes(
+        self,
+        user: ToucanUser,
+        required: Iterable[str],
+        attribute_schema: schema.AttributeSchema = schema.NO_SCHEMA,
+    ) -> dict[str, AttributeValue]:
+        """Run every mapper; return clean, checked attributes or raise (never a partial result).
+
+        Every value goes through :mod:`flask_toucan.schema` (declared type, control
+        and bidi characters, length, finiteness, size budget) here, before either
+        mode sends or signs anything.
+        """
         required = tuple(required)
+        raw, lists_ok = self._collect(user, required)
         many_names = {n for n, (_, many) in self.single.items() if many}
+        out: dict[str, AttributeValue] = {}
+        for name, value in raw.items():
+            if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
+                raise AttributeMappingError("an attribute mapper returned an invalid attribute name")
+            if _empty(value):
+                continue
+            kind = attribute_schema.declared(name)
+            listy = kind == "list[str]"
+            value = schema.prepare(name, value, kind)
+            clean = _clean(name, value, many=name in many_names or listy, lists_ok=name in lists_ok or listy)
+            if clean is not None:
+                out[name] = schema.check_value(attribute_schema, name, clean, required=name in required)
+        for name in required:
+            value = out.get(name)
+            if value is None or (isinstance(value, list) and not value):
+                raise AttributeMappingError(
+                    f"required attribute {name!r} has no value for this user; no token was issued"
+                )
+        schema.check_size(attribute_schema, out)
+        return out
+
+    def _collect(self, user: ToucanUser, required: tuple[str, ...]) -> tuple[dict[str, Any], set[str]]:
+        """Raw mapper results, and the names a bulk mapper may give as lists."""
+        raw: dict[str, Any] = {}
         lists_ok: set[str] = set()
         for fn in self.bulk:
             result = _call(fn, user, "attributes")
@@ -185,21 +221,7 @@ class MapperRegistry:
             lists_ok.update(n for n in result if n not in required and n not in self.single)
         for name, (fn, _) in self.single.items():
             raw[name] = _call(fn, user, name)
-
-        out: dict[str, AttributeValue] = {}
-        for name, value in raw.items():
-            if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
-                raise AttributeMappingError("an attribute mapper returned an invalid attribute name")
-            clean = _clean(name, value, many=name in many_names, lists_ok=name in lists_ok)
-            if clean is not None:
-                out[name] = clean
-        for name in required:
-            value = out.get(name)
-            if value is None or (isinstance(value, list) and not value):
-                raise AttributeMappingError(
-                    f"required attribute {name!r} has no value for this user; no token was issued"
-                )
-        return out
+        return raw, lists_ok
 
     def map_classic(self, user: ToucanUser) -> ClassicContext:
         """Roles, privileges, groups and secrets of the classic profile, checked."""

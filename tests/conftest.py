@@ -11,9 +11,14 @@ import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 
 from flask_toucan.serving import ThreadedServer
+
+# One OpenID provider per run for every test directory (pytest-iam's own fixture,
+# overridden to drop the app context it keeps pushed; see oidc_fixtures).
+from .core.oidc_fixtures import iam_server  # noqa: F401 - pytest fixture
 
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -117,3 +122,16 @@ def redis_server_factory() -> Iterator[Callable[..., Any]]:
 def redis_server(redis_server_factory: Callable[..., Any]) -> Any:
     """A real ``redis-server`` without persistence (see ``redis_server_factory``)."""
     return redis_server_factory()
+
+
+# Hypothesis: a loaded 2-core CI box is slow, not wrong. No per-example deadline and
+# no "too slow" health check (both fail by timing alone), no example database on
+# disk; under CI the examples are derandomised, so a run is repeatable.
+hypothesis.settings.register_profile(
+    "toucan",
+    deadline=None,
+    database=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+    derandomize=bool(os.environ.get("CI")),
+)
+hypothesis.settings.load_profile("toucan")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +34,31 @@ from flask_toucan import Toucan
 from .helpers import API_KEY, SECRET_KEY
 
 SCOPE = "openid profile email"
+
+
+@pytest.fixture(scope="session")
+def iam_server(iam_configuration: dict[str, Any], iam_server_port: int) -> Iterator[Any]:
+    """pytest-iam's ``iam_server``, without the app context it keeps pushed all session.
+
+    The original yields inside ``app.app_context()``, so after the first login
+    test the provider stayed ``current_app`` for every later test of the run: a
+    ``flask toucan`` CLI test that ran after one (``with_appcontext`` reuses a
+    current app) talked to the provider instead of its own app and failed, in
+    an order-dependent way. ``Server``'s own methods push the context they need.
+    """
+    from canaille import create_app
+    from canaille.backends import Backend
+    from pytest_iam import Server
+
+    app = create_app(config=iam_configuration, env_file=".pytest-iam.env", env_prefix="PYTEST_IAM_")
+    server = Server(app, iam_server_port, Backend.instance)
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        thread.join(timeout=10)
 
 
 @dataclass

@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from flask import Flask, Response, jsonify, redirect, request
 
-from flask_toucan import Toucan, UpstreamError
+from flask_toucan import Toucan, UpstreamError, cache, minting
+from tests.waiting import FakeClock
 
 from .helpers import API_KEY, make_app
 
@@ -40,6 +41,7 @@ class FakeToucan:
             )
             step = self.plan.pop(0) if self.plan else None
         if self.latency:
+            # A slow upstream IS the behaviour here: requests must pile up behind one call.
             time.sleep(self.latency)
         if callable(step):
             return step()
@@ -121,11 +123,15 @@ def test_cache_hit_and_key_includes_attributes(fake):
     assert c.value != a.value and len(fake.calls) == 2
 
 
-def test_cache_expires_before_token_does(fake):
+def test_cache_expires_before_token_does(fake, monkeypatch):
+    # Minting and the cache read one injected clock; it moves only by hand.
+    clock = FakeClock().install(monkeypatch, cache, minting)
     fake.plan.append(lambda: jsonify(token="short", expiresIn=2))
     app, toucan = host(fake)
     first = issue(app, toucan)
-    time.sleep(1.6)  # served until expiry minus a quarter of the 2 s lifetime
+    # Served for 1.5 s (2 s less the second claimed off for Toucan's rounding),
+    # from the cache until a quarter of that before expiry: 1.125 s.
+    clock.advance(1.2)
     second = issue(app, toucan)
     assert first.value == "short" and second.value != "short"
 
@@ -163,11 +169,13 @@ def test_429_with_retry_after_is_honoured(fake):
 
 def test_retry_after_beyond_deadline_fails_fast(fake):
     fake.plan += [lambda: Response("slow down", 429, {"Retry-After": "120"})]
-    app, toucan = host(fake, TOUCAN_HTTP_DEADLINE=2)
+    # A deadline far from both "at once" and the 120 s asked for: waiting for it
+    # would take 10 s, failing fast takes milliseconds; 5 s splits them on any machine.
+    app, toucan = host(fake, TOUCAN_HTTP_DEADLINE=10)
     started = time.monotonic()
     with pytest.raises(UpstreamError) as info:
         issue(app, toucan)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5
     assert info.value.retry_after == 120 and info.value.status_code == 503
     no_secret(info.value)
 
@@ -218,7 +226,7 @@ def test_slow_drip_past_deadline(fake):
         def gen():
             yield b'{"token": "'
             for _ in range(40):
-                time.sleep(0.2)
+                time.sleep(0.2)  # the behaviour under test: a server dripping bytes past the deadline
                 yield b"x"
             yield b'", "expiresIn": 3600}'
 

@@ -45,7 +45,7 @@ def test_grant_panel_expiry_follows_background_refreshes(visitor: Any) -> None:
     page = visitor().sign_in(ALICE)
     wait_ready(page, "#dash-sales-overview")
     first = page.inner_text("[data-grant-expires]")
-    # TOKEN_LIFETIME is 5 s in these tests: the refresh script renews within seconds.
+    # TOKEN_LIFETIME is a few seconds in these tests: the refresh script renews soon.
     page.wait_for_selector("#grant[data-refreshes]", timeout=15_000)
     later = page.inner_text("[data-grant-expires]")
     assert later.endswith(" UTC") and later != first

@@ -6,11 +6,13 @@ import logging
 from html.parser import HTMLParser
 from typing import Any
 
+import itsdangerous.timed
 import pytest
 from flask import g, render_template_string
 
 from flask_toucan.components import ComponentOptionError
 from flask_toucan.test_client import ToucanTestClient
+from tests.waiting import FakeClock
 
 IMPORT = '{% from "toucan/components.html" import toucan_scripts, tc_dashboard, tc_ai_assistant %}'
 HOSTILE = '" onmouseover="alert(1)" x=\'<script>alert(2)</script>&amp; &'
@@ -254,14 +256,15 @@ def test_refresh_script_is_served(host):
     assert "performance.now()" in resp.text
 
 
-def test_pages_of_one_session_share_a_session_tag(host):
+def test_pages_of_one_session_share_a_session_tag(host, monkeypatch):
     app, _ = host()
     app.test_client_class = ToucanTestClient
     alice = app.test_client(user=ALICE)
+    # The CSRF token is timestamped to the second: move itsdangerous's clock one
+    # second so the later page gets another string (no sleeping).
+    clock = FakeClock().install(monkeypatch, itsdangerous.timed)
     first = Elements(alice.get("/page").text).tags
-    import time as _time
-
-    _time.sleep(1.1)  # the CSRF token is timestamped: a later page gets another string
+    clock.advance(1)
     second = Elements(alice.get("/page").text).tags
     other = Elements(app.test_client(user={**ALICE, "sub": "bob"}).get("/page").text).tags
     tag = [a for t, a in first + second + other if t == "tc-dashboard"]

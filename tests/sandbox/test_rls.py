@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from flask_toucan.sandbox import Rule, create_app, where_clause
+from flask_toucan.sandbox import Rule, create_app, grants, where_clause
 from flask_toucan.sandbox.rls import MissingAttribute
+from tests.waiting import FakeClock
 
 from .helpers import ALL, sql
 
@@ -127,13 +126,14 @@ def test_forged_garbled_and_missing_tokens_get_401(app_client):
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.slow
-def test_expired_token_gets_401_token_expired():
+def test_expired_token_gets_401_token_expired(monkeypatch):
+    # Issue and expiry read the grants module's clock: injected, moved by hand.
+    clock = FakeClock().install(monkeypatch, grants)
     app = create_app(token_lifetime=1)
     client, state = app.test_client(), app.extensions["toucan_sandbox"]
     token = issue(state, {"organization_id": "acme"})
     assert get(client, "/api/v1/dashboards/sales-overview", token).status_code == 200
-    time.sleep(1.1)
+    clock.advance(1.1)  # issue time is rounded down to the second: past expiry whatever the fraction
     resp = get(client, "/api/v1/dashboards/sales-overview", token)
     refused(resp, 401, "token_expired")
     assert 'error="token_expired"' in resp.headers["WWW-Authenticate"]

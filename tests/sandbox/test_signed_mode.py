@@ -21,6 +21,8 @@ import requests
 from flask import Flask, jsonify
 
 from flask_toucan.keys import KeySet, generate_private_key_pem, load_key_set
+from flask_toucan.sandbox import hostkeys
+from tests.waiting import FakeClock
 
 from .helpers import sql
 
@@ -205,13 +207,18 @@ def test_replayed_jti_is_refused(signed_sandbox: Any) -> None:
     assert exchange(signed_sandbox, assertion()).status_code == 200  # a fresh jti is fine
 
 
-def test_unknown_kid_refetches_once_per_cooldown(signed_sandbox: Any, host: Host) -> None:
+def test_unknown_kid_refetches_once_per_cooldown(
+    signed_sandbox: Any, host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cool-down runs on an injected clock: it moves only when the test says
+    # so, so "within the cool-down" holds however slow the machine is.
+    clock = FakeClock().install(monkeypatch, hostkeys)
     assert exchange(signed_sandbox, assertion("host-a")).status_code == 200
     assert host.hits == 1
     # The host rotates: key B is published. Past the cool-down, the first token
     # with kid B triggers one refetch; the following ones use the cache.
     host.published = [key_set("host-a"), key_set("host-b")]
-    time.sleep(1.1)
+    clock.advance(1.1)  # past the 1 s cool-down
     assert [exchange(signed_sandbox, assertion("host-b")).status_code for _ in range(5)] == [200] * 5
     assert host.hits == 2
     # A kid the host never published: refused, and no refetch within the cool-down.

@@ -23,9 +23,6 @@ DAVE = find_user("dave")  # globex, emea, viewer
 ERIN = find_user("erin")  # globex, amer, analyst
 
 
-
-
-
 def dashboard_rows(page: Any, dashboard_id: str) -> dict[str, dict[str, int]]:
     """What a rendered ``<tc-dashboard>`` shows: row id -> its figures."""
     return page.eval_on_selector(
@@ -40,9 +37,6 @@ def dashboard_rows(page: Any, dashboard_id: str) -> dict[str, dict[str, int]]:
     )
 
 
-
-
-
 def poll(page: Any, predicate: str, timeout: float) -> None:
     """``page.wait_for_function`` evaluates strings with eval(), which the demo's CSP forbids."""
     deadline = time.monotonic() + timeout
@@ -50,9 +44,6 @@ def poll(page: Any, predicate: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
         page.wait_for_timeout(100)
-
-
-
 
 
 def test_sign_in_page_lists_demo_users(visitor: Any, artifacts_dir: str) -> None:

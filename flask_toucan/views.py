@@ -147,7 +147,10 @@ def _oauth_client() -> Any:
 def login() -> Response:
     client = _oauth_client()
     target = safe_next(request.args.get("next"))
-    response: Response = client.authorize_redirect(url_for("toucan.callback", _external=True))
+    try:  # the first login loads the provider's metadata: it may be down
+        response: Response = client.authorize_redirect(url_for("toucan.callback", _external=True))
+    except requests.RequestException:
+        raise UpstreamError("the identity provider is unreachable; try again") from None
     # Stored after authorize_redirect so the state and the target travel together.
     if target is not None:
         session[SESSION_NEXT] = target

@@ -14,7 +14,7 @@ from flask import Flask
 from flask_toucan.sandbox import SandboxServer
 from flask_toucan.sandbox.cli import sandbox_command
 
-from .conftest import mint
+from .helpers import mint
 
 
 @pytest.mark.integration

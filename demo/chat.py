@@ -17,7 +17,7 @@ from flask import Flask, render_template, request, session
 
 from flask_toucan import Toucan, ToucanError
 from flask_toucan import csrf as toucan_csrf
-from flask_toucan.extension import SESSION_ID
+from flask_toucan.state import SESSION_ID
 
 #: Where the chat keeps Toucan's threadId (the extension checks it belongs to the user anyway).
 CHAT_THREAD = "demo_chat_thread"

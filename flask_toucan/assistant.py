@@ -37,6 +37,11 @@ from urllib.parse import urlsplit
 from .exceptions import BadRequest, PermissionDenied, ToucanError, UpstreamError, UpstreamRejected
 from .tokens import EmbedToken
 
+# The MCP SDK (mcp, anyio, httpx2) is imported inside the methods that use it, on
+# purpose and not to dodge a cycle: it is the optional `mcp` extra, and importing
+# flask_toucan must stay cheap and work without it (tests/core/test_architecture.py
+# allows exactly these lazy imports).
+
 TOOL = "ask_toucan_assistant"
 SCHEMA = "toucan-mcp-v1"
 MAX_QUESTION = 2000

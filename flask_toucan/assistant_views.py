@@ -20,14 +20,53 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, request, session
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.wrappers import Response
 
-from . import csrf
-from .exceptions import AuthenticationRequired, BadRequest, CSRFError, RateLimited
-from .extension import SESSION_ID, get_state
+from . import csrf, identity, issuing
+from .assistant import AssistantSession, ThreadRegistry
+from .exceptions import AuthenticationRequired, BadRequest, ConfigurationError, CSRFError, RateLimited
+from .mappers import permissions_for_kind
+from .state import get_state, subject_key
+from .tokens import EmbedToken
+from .user import ToucanUser
 
 MAX_ASK_BODY = 4096
+
+
+def session_for(user: ToucanUser | None = None) -> AssistantSession:
+    """An MCP session with Toucan's assistant for ``user`` (default: current): ``toucan.assistant()``.
+
+    Checks ``ai.can_query`` first, so a user without it gets
+    :class:`PermissionDenied` and no token is minted. The session mints its
+    token lazily (and again near expiry) in an app context of its own.
+    """
+    user = user if user is not None else identity.current_user()
+    if user is None:
+        raise AuthenticationRequired("log in to use the assistant")
+    state = get_state()
+    permissions_for_kind(state.mappers.map_permissions(user), "assistant")
+    config = state.config
+    if config.server_url is None:
+        raise ConfigurationError("the assistant needs TOUCAN_SERVER_URL (or TOUCAN_BASE_URL)")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    owner = user
+
+    def mint() -> EmbedToken:
+        with app.app_context():
+            return issuing.issue_for("assistant", owner).token
+
+    return AssistantSession(
+        f"{config.server_url}/mcp",
+        mint,
+        threads=ThreadRegistry(state.store, subject_key(user), config.session_lifetime),
+        deadline=config.deadline,
+        connect_timeout=config.connect_timeout,
+        refresh_margin=config.refresh_margin,
+        proxy=config.http_proxy,
+        ca_bundle=config.ca_bundle,
+        trust_env=config.trust_env,
+    )
 
 
 def add_routes(bp: Blueprint) -> None:
@@ -43,14 +82,10 @@ def _check_request() -> Any:
     origin = request.headers.get("Origin")
     if origin is not None and urlsplit(origin).netloc != request.host:
         raise CSRFError("cross-origin assistant requests are refused")
-    user = state.manager.current_user
+    user = identity.current_user()
     if user is None:
         raise AuthenticationRequired("the session has ended; log in again")
-    sid = session.get(SESSION_ID)
-    if not isinstance(sid, str) or not csrf.check_token(
-        current_app, request.headers.get(config.csrf_header), sid, config.csrf_max_age
-    ):
-        raise CSRFError(f"missing or invalid CSRF token (send it in {config.csrf_header})")
+    sid = csrf.require(request.headers.get(config.csrf_header))
     if state.limiter is not None and not state.limiter.hit(state.rate, "toucan-assistant", sid):
         reset, _ = state.limiter.get_window_stats(state.rate, "toucan-assistant", sid)
         raise RateLimited("too many questions; slow down", retry_after=max(1, int(reset - time.time()) + 1))
@@ -80,8 +115,7 @@ def _body() -> tuple[str, str | None]:
 def ask() -> Response:
     user = _check_request()
     question, thread_id = _body()
-    manager = get_state().manager
-    with manager.assistant(user) as assistant:
+    with session_for(user) as assistant:
         envelope = assistant.ask(question, thread_id)
     response = jsonify(envelope)
     response.headers["Cache-Control"] = "no-store"

@@ -37,6 +37,7 @@ from flask import Flask, render_template, session, url_for
 from jinja2 import TemplateRuntimeError
 from markupsafe import Markup, escape
 
+from . import csrf, identity, issuing
 from .exceptions import (
     AttributeMappingError,
     AuthenticationRequired,
@@ -46,8 +47,7 @@ from .exceptions import (
     UpstreamError,
     UpstreamRejected,
 )
-from .extension import SESSION_ID, get_state
-from .mappers import permissions_for_kind
+from .state import SESSION_ID, get_state
 from .tokens import EmbedToken
 
 log = logging.getLogger("flask_toucan")
@@ -174,7 +174,7 @@ class ComponentKit:
         host allow-list is enough, with no ``'unsafe-inline'``.
         """
         state = get_state()
-        nonce = state.manager.csp_nonce()
+        nonce = state.hooks.csp_nonce()
         tags = []
         for src in (state.config.embed_script_url, url_for("toucan.static", filename="toucan-refresh.js")):
             if src is None:
@@ -245,7 +245,6 @@ class ComponentKit:
         self, tag: str, kind: str, options: Mapping[str, Any], ident: dict[str, str | None]
     ) -> Markup:
         state = get_state()
-        toucan = state.manager
         presentation = self._presentation(options)
         server = options.get("server_url")
         server_url = _server_url(server) if server is not None else state.config.server_url
@@ -269,7 +268,7 @@ class ComponentKit:
             # monotonic clock from when the page arrived, never against Date.now().
             "data-toucan-expires-in": f"{expires_in:.3f}",
             "data-toucan-refresh-url": url_for("toucan.token"),
-            "data-toucan-csrf": toucan.csrf_token(),
+            "data-toucan-csrf": csrf.session_token(),
             # Tabs of one login share tokens; the CSRF string differs per page
             # (it is timestamped), so they meet on a digest of the session id.
             "data-toucan-session": _session_tag(),
@@ -302,14 +301,13 @@ class ComponentKit:
 
 def _token_or_reason(tag: str, kind: str) -> tuple[EmbedToken | None, str, str]:
     """``(token, scope, "")`` for the current user, or ``(None, "", reason)`` for the placeholder."""
-    toucan = get_state().manager
     try:
-        user = toucan.current_user
+        user = identity.current_user()
         if user is None:
             return None, "", "logged_out"
         # Permissions mapped once: PermissionDenied below means "not for this user".
-        perms = permissions_for_kind(toucan.mappers.map_permissions(user), kind)
-        return toucan._issue_checked(user, perms), _scope(perms), ""
+        token, perms = issuing.issue_for(kind, user)
+        return token, _scope(perms), ""
     except AuthenticationRequired:
         return None, "", "logged_out"
     except AttributeMappingError as exc:
@@ -354,6 +352,3 @@ def _scope(permissions: Mapping[str, Any]) -> str:
 def init_app(app: Flask) -> None:
     """Register the template global the macros call."""
     app.jinja_env.globals["_toucan_kit"] = ComponentKit()
-    from .result_renderer import result_renderer  # the MCP answers' renderer (own module)
-
-    app.jinja_env.globals["_toucan_result_renderer"] = result_renderer

@@ -11,8 +11,11 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, g, session
 from itsdangerous import BadData, URLSafeTimedSerializer
+
+from .exceptions import AuthenticationRequired, CSRFError
+from .state import SESSION_ID, get_state
 
 SALT = "flask-toucan.csrf"
 #: A real token is ~90 characters; anything much longer is refused unread.
@@ -48,3 +51,23 @@ def check_token(app: Flask, token: Any, sid: Any, max_age: int) -> bool:
     except (BadData, ValueError, TypeError, OverflowError):
         return False
     return isinstance(value, str) and hmac.compare_digest(value, sid)
+
+
+def session_token() -> str:
+    """The CSRF token of this session (memoised per request; send it in ``TOUCAN_CSRF_HEADER``)."""
+    sid = session.get(SESSION_ID)
+    if not isinstance(sid, str):
+        raise AuthenticationRequired("no session: log in first")
+    if "_toucan_csrf" not in g:
+        g._toucan_csrf = make_token(current_app, sid)
+    token: str = g._toucan_csrf
+    return token
+
+
+def require(token: Any) -> str:
+    """The session id ``token`` belongs to, or :class:`CSRFError` naming the header to send it in."""
+    config = get_state().config
+    sid = session.get(SESSION_ID)
+    if not isinstance(sid, str) or not check_token(current_app, token, sid, config.csrf_max_age):
+        raise CSRFError(f"missing or invalid CSRF token (send it in {config.csrf_header})")
+    return sid

@@ -18,6 +18,7 @@ from flask import render_template, request
 from werkzeug.wrappers import Response
 
 from .exceptions import StoreUnavailable
+from .views import handle_error
 
 log = logging.getLogger("flask_toucan")
 
@@ -36,8 +37,6 @@ def wants_json() -> bool:
 
 def handle_store_unavailable(exc: StoreUnavailable) -> Response:
     if wants_json():
-        from .views import handle_error
-
         return handle_error(exc)
     log.warning("flask-toucan: %s: %s", type(exc).__name__, exc.message)
     body = render_template("toucan/unavailable.html", retry_after=exc.retry_after)

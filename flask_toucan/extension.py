@@ -1,45 +1,47 @@
-"""The :class:`Toucan` extension object.
+"""The :class:`Toucan` extension object: the thin facade an app holds.
 
 Like Flask-Login's manager, one :class:`Toucan` holds the callbacks (attribute
-and permission mappers, the CSP nonce loader) and may serve several apps; all
-per-app state (validated config, HTTP pool, store, token service) lives in
-``app.extensions["toucan"]``, created once by :meth:`Toucan.init_app`.
+and permission mappers, the CSP nonce loader, the claims loader) and may serve
+several apps. Everything per app (validated config, HTTP pool, store, token
+service, the resolved OAuth client) lives in ``app.extensions["toucan"]``
+(:mod:`flask_toucan.state`), built once by :meth:`Toucan.init_app`. The methods
+users call delegate to the module that does the job: identity
+(:mod:`~flask_toucan.identity`), issuing (:mod:`~flask_toucan.issuing`), CSRF
+(:mod:`~flask_toucan.csrf`), the blueprint (:mod:`~flask_toucan.views`).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-from flask import Flask, current_app, g, has_request_context, request, session
+from flask import Flask
 
-from . import csrf, signals
+from . import assistant_views, components, csrf, identity, issuing, oauth_client, views
+from .assistant import AssistantSession
 from .cache import TokenCache
+from .cli import toucan_cli
 from .config import ToucanConfig
+from .degrade import handle_store_unavailable
 from .exceptions import (
-    AuthenticationRequired,
     ConfigurationError,
-    LoginError,
     StoreUnavailable,
     ToucanError,
 )
-from .http import Transport, make_transport
+from .headless import HeadlessClient
+from .http import make_transport
 from .mappers import (
     AttributeMapper,
     BulkMapper,
     ClassicMapper,
     MapperRegistry,
-    Permissions,
     PermissionsMapper,
-    check_subset,
-    normalize_permissions,
-    permissions_for_kind,
 )
-from .minting import MintRequest, TokenService, make_service
+from .minting import make_service
+from .result_renderer import result_renderer
+from .settings import apply_defaults
+from .state import EXTENSION_KEY, ClaimsLoader, Hooks, NonceLoader, ToucanState, get_state
 from .store import (
     CircuitBreaker,
     GuardedLimiter,
@@ -50,18 +52,7 @@ from .store import (
     store_kind,
 )
 from .tokens import EmbedToken
-from .user import MAX_SESSION_CLAIMS_BYTES, PROTOCOL_CLAIMS, ToucanUser
-
-if TYPE_CHECKING:
-    from .assistant import AssistantSession
-    from .headless import HeadlessClient
-
-log = logging.getLogger("flask_toucan")
-F = TypeVar("F", bound=Callable[..., Any])
-
-SESSION_USER = "_toucan_user"
-SESSION_ID = "_toucan_sid"
-DEFAULT_ISSUER = "local"
+from .user import ToucanUser
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -72,40 +63,6 @@ def _template_folder() -> str:
     return str(inside if inside.is_dir() else PACKAGE_DIR.parent / "templates")
 
 
-@dataclass
-class ToucanState:
-    """Everything one app needs, built once at ``init_app``."""
-
-    manager: Toucan
-    config: ToucanConfig
-    oauth: Any
-    transport: Transport
-    store: Any
-    sessions: SessionRegistry
-    service: TokenService
-    limiter: GuardedLimiter | None
-    rate: Any
-
-    def __repr__(self) -> str:
-        return f"ToucanState(config={self.config!r})"
-
-
-def _state() -> ToucanState:
-    try:
-        state: ToucanState = current_app.extensions["toucan"]
-    except KeyError:
-        raise RuntimeError(
-            "flask-toucan is not initialised on this app: call Toucan(app) or toucan.init_app(app)"
-        ) from None
-    return state
-
-
-def default_nonce_loader() -> str | None:
-    """Find a CSP nonce where common CSP helpers put it (Flask-Talisman, ``g.csp_nonce``)."""
-    nonce = getattr(request, "csp_nonce", None) or g.get("csp_nonce")
-    return nonce if isinstance(nonce, str) and nonce else None
-
-
 class Toucan:
     """Embed Toucan components with short-lived, tenant-scoped tokens.
 
@@ -114,51 +71,26 @@ class Toucan:
 
     def __init__(self, app: Flask | None = None, *, oauth: Any = None) -> None:
         self.mappers = MapperRegistry()
+        self.hooks = Hooks()
         self._oauth = oauth
-        self._nonce_loader: Callable[[], str | None] = default_nonce_loader
         if app is not None:
             self.init_app(app, oauth=oauth)
 
     # ------------------------------------------------------------------ setup
     def init_app(self, app: Flask, *, oauth: Any = None) -> None:
-        if "toucan" in app.extensions:
+        """Validate the ``TOUCAN_*`` settings, build this app's state, register the blueprint."""
+        if EXTENSION_KEY in app.extensions:
             raise ConfigurationError("flask-toucan is already initialised on this app")
         if not app.secret_key:
             raise ConfigurationError(
                 "SECRET_KEY is required: flask-toucan keeps the login in the session "
                 "and signs CSRF tokens with it"
             )
+        apply_defaults(app.config)  # every TOUCAN_* default visible in app.config
         config = ToucanConfig.from_mapping(app.config)
-        transport = make_transport(config)
-        store, limiter, rate = _build_store(config)
-        app.extensions["toucan"] = ToucanState(
-            manager=self,
-            config=config,
-            oauth=oauth if oauth is not None else self._oauth,
-            transport=transport,
-            store=store,
-            sessions=SessionRegistry(store, config.session_lifetime),
-            service=make_service(config, transport, TokenCache(store, config.margin_for)),
-            limiter=limiter,
-            rate=rate,
-        )
-        from . import components, views
-        from .cli import toucan_cli
-        from .degrade import handle_store_unavailable
-
-        blueprint = views.create_blueprint(config, _template_folder())
-        # Pages and login views get an HTML 503, the refresh endpoint JSON (degrade.py).
-        blueprint.register_error_handler(StoreUnavailable, handle_store_unavailable)
-        if config.assistant_route:
-            from . import assistant_views
-
-            assistant_views.add_routes(blueprint)
-        app.register_blueprint(blueprint)
-        if config.error_handlers:
-            app.register_error_handler(ToucanError, views.handle_error)
-            app.register_error_handler(StoreUnavailable, handle_store_unavailable)
-        components.init_app(app)
-        app.cli.add_command(toucan_cli)
+        oauth = oauth if oauth is not None else self._oauth
+        app.extensions[EXTENSION_KEY] = _build_state(self, config, oauth)
+        _register(app, config)
 
     # -------------------------------------------------------------- callbacks
     def attribute(self, name: str, *, many: bool = False) -> Callable[[AttributeMapper], AttributeMapper]:
@@ -208,90 +140,38 @@ class Toucan:
         self.mappers.secrets_mapper = fn
         return fn
 
-    def csp_nonce_loader(self, fn: Callable[[], str | None]) -> Callable[[], str | None]:
+    def csp_nonce_loader(self, fn: NonceLoader) -> NonceLoader:
         """Register where the current request's CSP nonce comes from."""
-        self._nonce_loader = fn
+        self.hooks.nonce_loader = fn
+        return fn
+
+    def claims_loader(self, fn: ClaimsLoader) -> ClaimsLoader:
+        """Register the identity claims of the app's own logged-in user (Flask-Login).
+
+        Called when there is no toucan login in the session; return ``None``
+        when nobody is logged in. The claims need ``sub`` (and ``iss``, else
+        ``"local"``): the user is keyed on (issuer, subject) like
+        :meth:`login_user`. See docs/usage.md, "Apps with Flask-Login".
+        """
+        self.hooks.claims_loader = fn
         return fn
 
     def csp_nonce(self) -> str | None:
-        return self._nonce_loader() if has_request_context() else None
+        return self.hooks.csp_nonce()
 
     # --------------------------------------------------------------- identity
     def login_user(self, claims: Mapping[str, Any], *, issuer: str | None = None) -> ToucanUser:
-        """Log a user in from identity claims (``sub`` required; ``iss`` or ``issuer``).
-
-        Clears and rotates the session (no fixation), opens a server-side
-        session record, and keeps only a small set of claims.
-        """
-        state = _state()
-        subject = claims.get("sub")
-        iss = issuer or claims.get("iss") or DEFAULT_ISSUER
-        if not isinstance(subject, str) or not subject:
-            raise LoginError("the identity has no 'sub' claim")
-        if not isinstance(iss, str):
-            raise LoginError("the identity's issuer is not a string")
-        keep = state.config.session_claims
-        kept = {
-            k: v for k, v in claims.items() if (k in keep if keep is not None else k not in PROTOCOL_CLAIMS)
-        }
-        if len(json.dumps(kept, default=str)) > MAX_SESSION_CLAIMS_BYTES:
-            raise LoginError(
-                "the identity's claims are too large for the session; "
-                "list the ones mappers need in TOUCAN_SESSION_CLAIMS"
-            )
-        user = ToucanUser(iss, subject, kept)
-        old_sid = session.get(SESSION_ID)
-        state.sessions.close(old_sid)
-        session.clear()
-        sid = state.sessions.open(_subject_key(user))
-        session[SESSION_ID] = sid
-        session[SESSION_USER] = user.to_session()
-        g._toucan_user = user
-        g.pop("_toucan_tokens", None)
-        signals.user_logged_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
-        return user
+        """Log a user in from identity claims; see :func:`flask_toucan.identity.login_user`."""
+        return identity.login_user(claims, issuer=issuer)
 
     def logout_user(self) -> None:
-        """End the login: the server-side record goes, so replayed cookies stop working."""
-        state = _state()
-        user = self.current_user
-        state.sessions.close(session.get(SESSION_ID))
-        session.pop(SESSION_ID, None)
-        session.pop(SESSION_USER, None)
-        g._toucan_user = None
-        g.pop("_toucan_tokens", None)
-        signals.user_logged_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+        """End the login; see :func:`flask_toucan.identity.logout_user`."""
+        identity.logout_user()
 
     @property
     def current_user(self) -> ToucanUser | None:
-        """The logged-in user, or ``None`` (also after logout, even with an old cookie).
-
-        Raises :class:`StoreUnavailable` when the session record cannot be read
-        (the store is down): neither "logged in" (fail closed) nor "logged out"
-        (which would send the user to a login that cannot work, and end the
-        page's refresh loop with a 401). Component macros turn it into the
-        ``unavailable`` placeholder, the refresh endpoint into a 503 with
-        ``Retry-After``, any other view into an HTML 503 page. One attempt per
-        request: the failure is remembered on ``g``.
-        """
-        if not has_request_context():
-            return None
-        if "_toucan_user" in g:
-            cached: ToucanUser | None = g._toucan_user
-            return cached
-        if "_toucan_user_error" in g:
-            raise g._toucan_user_error
-        user = ToucanUser.from_session(session.get(SESSION_USER))
-        try:
-            if user is not None and not _state().sessions.is_active(
-                session.get(SESSION_ID), _subject_key(user)
-            ):
-                user = None
-        except StoreUnavailable as exc:
-            g._toucan_user_error = exc
-            raise
-        g._toucan_user = user
-        return user
+        """The logged-in user or ``None``; see :func:`flask_toucan.identity.current_user`."""
+        return identity.current_user()
 
     # ----------------------------------------------------------------- tokens
     def issue_token(
@@ -310,66 +190,18 @@ class Toucan:
         :class:`AttributeMappingError` or :class:`UpstreamError`; never returns
         a token built on partial data.
         """
-        user = user if user is not None else self.current_user
-        if user is None:
-            raise AuthenticationRequired("log in to get a token")
-        if kind is not None and permissions is not None:
-            raise TypeError("pass either kind or permissions, not both")
-        granted = self.mappers.map_permissions(user)
-        perms: Permissions
-        if kind is not None:
-            perms = permissions_for_kind(granted, kind)
-        elif permissions is not None:
-            perms = normalize_permissions(permissions, source="permissions")
-            check_subset(perms, granted)
-        else:
-            perms = granted
-        return self._issue_checked(user, perms)
+        return issuing.issue_token(user, permissions, kind=kind)
 
-    def _issue_checked(self, user: ToucanUser, perms: Permissions) -> EmbedToken:
-        """Mint for permissions already checked against the user's grants.
-
-        One token per request per permission set (memoised on ``g``), then the
-        cache across requests until near expiry.
-        """
-        state = _state()
-        memo: dict[Any, EmbedToken] | None = None
-        memo_key = (user.id, tuple(sorted((r, tuple(sorted(f))) for r, f in perms.items())))
-        # Memoised for the request's own user only: an explicit user object may
-        # carry other claims (impersonation, tests) under the same identity.
-        if has_request_context() and user is g.get("_toucan_user"):
-            memo = g.setdefault("_toucan_tokens", {})
-            hit = memo.get(memo_key)
-            if hit is not None and not hit.expired:
-                return hit
-
-        config = state.config
-        attributes = self.mappers.map_attributes(user, config.required_attributes, config.attribute_schema)
-        classic = self.mappers.map_classic(user) if config.mode == "signed" else None
-        token, cached = state.service.issue(MintRequest(user, attributes, perms, classic))
-        if memo is not None:
-            memo[memo_key] = token
-        signals.token_issued.send(
-            current_app._get_current_object(),  # type: ignore[attr-defined]
-            user=user,
-            token=token,
-            cached=cached,
-        )
-        return token
+    def issue_for(self, kind: str, user: ToucanUser | None = None) -> issuing.Issued:
+        """The token a component ``kind`` needs and the permissions it carries (pre-checked)."""
+        return issuing.issue_for(kind, user)
 
     def can(self, kind: str, user: ToucanUser | None = None) -> bool:
         """Whether ``user`` (default: current) may have a token for a component ``kind``.
 
         ``False`` too while the store is down (no token can be had then).
         """
-        try:
-            user = user if user is not None else self.current_user
-            if user is None:
-                return False
-            permissions_for_kind(self.mappers.map_permissions(user), kind)
-        except ToucanError:
-            return False
-        return True
+        return issuing.can(kind, user)
 
     def assistant(self, user: ToucanUser | None = None) -> AssistantSession:
         """An MCP session with Toucan's assistant for ``user`` (default: current); see assistant.py.
@@ -378,61 +210,61 @@ class Toucan:
         and no token is minted. Use it as a context manager (``with toucan.assistant() as a``).
         Needs the ``mcp`` extra.
         """
-        from .assistant import AssistantSession, ThreadRegistry
-
-        user = user if user is not None else self.current_user
-        if user is None:
-            raise AuthenticationRequired("log in to use the assistant")
-        permissions_for_kind(self.mappers.map_permissions(user), "assistant")
-        state = _state()
-        if state.config.server_url is None:
-            raise ConfigurationError("the assistant needs TOUCAN_SERVER_URL (or TOUCAN_BASE_URL)")
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-
-        def mint() -> EmbedToken:
-            with app.app_context():
-                return self.issue_token(user, kind="assistant")
-
-        return AssistantSession(
-            f"{state.config.server_url}/mcp",
-            mint,
-            threads=ThreadRegistry(state.store, _subject_key(user), state.config.session_lifetime),
-            deadline=state.config.deadline,
-            connect_timeout=state.config.connect_timeout,
-            refresh_margin=state.config.refresh_margin,
-            proxy=state.config.http_proxy,
-            ca_bundle=state.config.ca_bundle,
-            trust_env=state.config.trust_env,
-        )
+        return assistant_views.session_for(user)
 
     @property
     def api(self) -> HeadlessClient:
         """The headless REST API as the current user: ``toucan.api.dashboard(id)`` / ``.chart(id)``."""
-        from .headless import HeadlessClient
-
-        state = _state()
+        state = get_state()
         if state.config.server_url is None:
             raise ConfigurationError("the headless API needs TOUCAN_SERVER_URL (or TOUCAN_BASE_URL)")
         return HeadlessClient(
-            state.transport, state.config.server_url, lambda kind: self.issue_token(kind=kind)
+            state.transport, state.config.server_url, lambda kind: issuing.issue_for(kind).token
         )
 
     def csrf_token(self) -> str:
         """The CSRF token for this session (send it in ``TOUCAN_CSRF_HEADER``)."""
-        sid = session.get(SESSION_ID)
-        if not isinstance(sid, str):
-            raise AuthenticationRequired("no session: log in first")
-        if "_toucan_csrf" not in g:
-            g._toucan_csrf = csrf.make_token(current_app, sid)
-        token: str = g._toucan_csrf
-        return token
+        return csrf.session_token()
 
     def jwks(self) -> dict[str, Any]:
         """The public keys of ``signed`` mode (current, next, fallbacks)."""
-        keys = _state().config.keys
-        if keys is None or keys.current.is_hmac:
-            return {"keys": []}
-        return keys.jwks()
+        return views.public_jwks(get_state().config)
+
+
+def _build_state(manager: Toucan, config: ToucanConfig, oauth: Any) -> ToucanState:
+    transport = make_transport(config)
+    store, limiter, rate = _build_store(config)
+    return ToucanState(
+        config=config,
+        oauth=oauth,
+        oauth_client=oauth_client.resolve(oauth, config.oauth_client),
+        transport=transport,
+        store=store,
+        sessions=SessionRegistry(store, config.session_lifetime),
+        service=make_service(config, transport, TokenCache(store, config.margin_for)),
+        limiter=limiter,
+        rate=rate,
+        mappers=manager.mappers,
+        hooks=manager.hooks,
+        manager=manager,
+    )
+
+
+def _register(app: Flask, config: ToucanConfig) -> None:
+    """The blueprint, error handlers, template globals and CLI of one app."""
+    blueprint = views.create_blueprint(config, _template_folder())
+    # Pages and login views get an HTML 503, the refresh endpoint JSON (degrade.py).
+    blueprint.register_error_handler(StoreUnavailable, handle_store_unavailable)
+    if config.assistant_route:
+        assistant_views.add_routes(blueprint)
+    app.register_blueprint(blueprint)
+    if config.error_handlers:
+        app.register_error_handler(ToucanError, views.handle_error)
+        app.register_error_handler(StoreUnavailable, handle_store_unavailable)
+    components.init_app(app)
+    app.jinja_env.globals["_toucan_result_renderer"] = result_renderer
+    identity.init_app(app)
+    app.cli.add_command(toucan_cli)
 
 
 def _build_store(config: ToucanConfig) -> tuple[Any, GuardedLimiter | None, Any]:
@@ -469,12 +301,3 @@ def _build_store(config: ToucanConfig) -> tuple[Any, GuardedLimiter | None, Any]
     )
     storage = storage_from_string(limits_storage_uri(config.store), **options)
     return store, GuardedLimiter(MovingWindowRateLimiter(storage), store.breaker), rate
-
-
-def _subject_key(user: ToucanUser) -> str:
-    return json.dumps(list(user.id))
-
-
-def get_state() -> ToucanState:
-    """The current app's flask-toucan state (for the views, templates and CLI)."""
-    return _state()

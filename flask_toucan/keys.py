@@ -146,6 +146,38 @@ def _read_source(source: str | bytes | os.PathLike[str], setting: str) -> bytes:
     raise ConfigurationError(f"{setting} is neither PEM text nor a readable file path")
 
 
+def _hmac_key(source: Any, algorithm: str, kid: str | None, setting: str) -> SigningKey:
+    """An HMAC secret (only with an explicit ``HS*`` algorithm): long enough, never a PEM key."""
+    secret = source if isinstance(source, bytes) else os.fspath(source).encode()
+    if b"-----BEGIN" in secret:
+        raise ConfigurationError(
+            f"{setting} is a PEM key but TOUCAN_SIGNING_ALGORITHM is {algorithm}: "
+            "HMAC and asymmetric keys cannot be mixed"
+        )
+    if len(secret) < MIN_HMAC_BYTES:
+        raise ConfigurationError(
+            f"{setting} is too weak for {algorithm}: use at least {MIN_HMAC_BYTES} random bytes"
+        )
+    if kid is None:
+        kid = _b64(hashlib.sha256(b"flask-toucan-hmac-kid" + secret).digest())[:16]
+    return SigningKey(kid=kid, algorithm=algorithm, public=secret, private=secret)
+
+
+def _load_pem(pem: bytes, setting: str) -> tuple[PrivateKey | None, Any]:
+    """(private key or ``None``, public key) of a PEM private or public key."""
+    try:
+        if b"PRIVATE KEY" in pem:
+            loaded = serialization.load_pem_private_key(pem, password=None)
+            if not isinstance(
+                loaded, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+            ):
+                raise ConfigurationError(f"{setting}: unsupported private key type")
+            return loaded, loaded.public_key()
+        return None, serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        raise ConfigurationError(f"{setting} could not be loaded as a PEM key") from None
+
+
 def load_signing_key(
     source: str | bytes | os.PathLike[str] | Mapping[str, Any],
     *,
@@ -175,36 +207,8 @@ def load_signing_key(
             f"TOUCAN_SIGNING_ALGORITHM {algorithm!r} is not allowed; use one of {', '.join(ALL_ALGORITHMS)}"
         )
     if algorithm in HMAC_ALGORITHMS:
-        secret = source if isinstance(source, bytes) else os.fspath(source).encode()
-        if b"-----BEGIN" in secret:
-            raise ConfigurationError(
-                f"{setting} is a PEM key but TOUCAN_SIGNING_ALGORITHM is {algorithm}: "
-                "HMAC and asymmetric keys cannot be mixed"
-            )
-        if len(secret) < MIN_HMAC_BYTES:
-            raise ConfigurationError(
-                f"{setting} is too weak for {algorithm}: use at least {MIN_HMAC_BYTES} random bytes"
-            )
-        if kid is None:
-            kid = _b64(hashlib.sha256(b"flask-toucan-hmac-kid" + secret).digest())[:16]
-        return SigningKey(kid=kid, algorithm=algorithm, public=secret, private=secret)
-
-    pem = _read_source(source, setting)
-    private: PrivateKey | None = None
-    public: Any
-    try:
-        if b"PRIVATE KEY" in pem:
-            loaded = serialization.load_pem_private_key(pem, password=None)
-            if not isinstance(
-                loaded, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
-            ):
-                raise ConfigurationError(f"{setting}: unsupported private key type")
-            private = loaded
-            public = loaded.public_key()
-        else:
-            public = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError):
-        raise ConfigurationError(f"{setting} could not be loaded as a PEM key") from None
+        return _hmac_key(source, algorithm, kid, setting)
+    private, public = _load_pem(_read_source(source, setting), setting)
     if require_private and private is None:
         raise ConfigurationError(f"{setting} must be a private key (it signs tokens)")
     if isinstance(public, rsa.RSAPublicKey) and public.key_size < MIN_RSA_BITS:

@@ -23,7 +23,7 @@ from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
 from .components import ComponentKit, ComponentOptionError, render_attributes
-from .extension import get_state
+from .state import get_state
 
 TAG = "tc-result-renderer"
 #: The one place the data's carrier is named (see the module docstring).
@@ -55,7 +55,7 @@ def result_renderer(envelope_or_visualization: Any, /, **options: Any) -> Markup
     ComponentKit._check_names("tc_result_renderer", options, OPTIONS)
     presentation = ComponentKit()._presentation(options)
     data = htmlsafe_json_dumps({"visualizations": _visualizations(envelope_or_visualization)})
-    nonce = get_state().manager.csp_nonce()
+    nonce = get_state().hooks.csp_nonce()
     script = Markup(  # noqa: S704 - htmlsafe_json_dumps output, attributes escaped
         f"<script{render_attributes({'type': DATA_SCRIPT_TYPE, 'nonce': nonce})}>{data}</script>"
     )

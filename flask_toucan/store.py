@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError, StoreUnavailable
+from .memstore import MemoryStore
 
 log = logging.getLogger("flask_toucan")
 T = TypeVar("T")
@@ -290,8 +291,6 @@ def make_store(
     if isinstance(spec, BaseCache):
         return GuardedStore(spec, kind, breaker)
     if spec in (None, "memory"):
-        from .memstore import MemoryStore
-
         capacities = {"max_tokens": max_tokens, "max_sessions": max_sessions}
         return GuardedStore(MemoryStore(**{k: v for k, v in capacities.items() if v}), kind, breaker)
     if isinstance(spec, str) and spec.startswith(REDIS_SCHEMES):

@@ -22,7 +22,8 @@ from typing import Any
 from flask import session
 from flask.testing import FlaskClient
 
-from .extension import SESSION_ID
+from . import csrf, identity
+from .state import SESSION_ID
 
 
 class ToucanTestClient(FlaskClient):
@@ -36,11 +37,10 @@ class ToucanTestClient(FlaskClient):
     def login(self, claims: Mapping[str, Any]) -> None:
         """Log ``claims`` in for this client (fresh session, as a real login does)."""
         app = self.application
-        toucan = app.extensions["toucan"].manager
         with app.test_request_context():
-            toucan.login_user(claims)
+            identity.login_user(claims)
             data = dict(session)
-            self.csrf_token = toucan.csrf_token()
+            self.csrf_token = csrf.session_token()
         with self.session_transaction() as sess:
             sess.clear()
             sess.update(data)
@@ -49,12 +49,11 @@ class ToucanTestClient(FlaskClient):
     def logout(self) -> None:
         """Log out the way the app would (server-side record closed)."""
         app = self.application
-        toucan = app.extensions["toucan"].manager
         with self.session_transaction() as sess:
             data = dict(sess)
         with app.test_request_context():
             session.update(data)
-            toucan.logout_user()
+            identity.logout_user()
         with self.session_transaction() as sess:
             sess.clear()
         self.csrf_token = None

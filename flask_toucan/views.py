@@ -19,7 +19,7 @@ from flask import Blueprint, current_app, jsonify, redirect, request, session, u
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from . import csrf, guards
+from . import csrf, guards, identity, issuing
 from .components import loggable_code
 from .config import ToucanConfig
 from .exceptions import (
@@ -33,9 +33,9 @@ from .exceptions import (
     UpstreamError,
     UpstreamRejected,
 )
-from .extension import SESSION_ID, get_state
 from .mappers import KINDS
 from .redirects import safe_next
+from .state import SESSION_ID, get_state
 
 log = logging.getLogger("flask_toucan")
 
@@ -134,41 +134,23 @@ def create_blueprint(config: ToucanConfig, template_folder: str) -> Blueprint:
 
 # --------------------------------------------------------------------- login
 def _oauth_client() -> Any:
-    state = get_state()
-    oauth = state.oauth
-    if oauth is None:
+    """The Authlib client resolved (with PKCE S256) at ``init_app``; see oauth_client.py."""
+    client = get_state().oauth_client
+    if client is None:
         raise ConfigurationError(
             "no Authlib OAuth registry: pass Toucan(app, oauth=oauth), or log users in "
             "with toucan.login_user(claims)"
         )
-    name = state.config.oauth_client
-    if name is None:
-        names = list(getattr(oauth, "_registry", {}))
-        if len(names) != 1:
-            raise ConfigurationError(
-                "TOUCAN_OAUTH_CLIENT must name the Authlib client to log in with "
-                f"({len(names)} are registered)"
-            )
-        name = names[0]
-    client = oauth.create_client(name)
-    if client is None:
-        raise ConfigurationError(f"TOUCAN_OAUTH_CLIENT names no registered client ({name!r})")
-    method = client.client_kwargs.get("code_challenge_method")
-    if method is None:
-        # PKCE always: Authlib enables it per client through client_kwargs.
-        client.client_kwargs["code_challenge_method"] = "S256"
-    elif method != "S256":
-        raise ConfigurationError("the OAuth client must use PKCE with S256, not plain")
-    scope = client.client_kwargs.get("scope", "")
-    if "openid" not in str(scope).split():
-        raise ConfigurationError("the OAuth client's scope must include 'openid'")
     return client
 
 
 def login() -> Response:
     client = _oauth_client()
     target = safe_next(request.args.get("next"))
-    response: Response = client.authorize_redirect(url_for("toucan.callback", _external=True))
+    try:  # the first login loads the provider's metadata: it may be down
+        response: Response = client.authorize_redirect(url_for("toucan.callback", _external=True))
+    except requests.RequestException:
+        raise UpstreamError("the identity provider is unreachable; try again") from None
     # Stored after authorize_redirect so the state and the target travel together.
     if target is not None:
         session[SESSION_NEXT] = target
@@ -221,7 +203,7 @@ def callback() -> Response:
     if get_state().config.fetch_userinfo and metadata.get("userinfo_endpoint"):
         claims = _merge_userinfo(client, token, claims)
     target = session.pop(SESSION_NEXT, None)
-    get_state().manager.login_user(claims, issuer=issuer)
+    identity.login_user(claims, issuer=issuer)
     return redirect(safe_next(target) or get_state().config.login_redirect)
 
 
@@ -247,7 +229,7 @@ def logout() -> Response:
     sid = session.get(SESSION_ID)
     if sid is not None and not csrf.check_token(current_app, token, sid, state.config.csrf_max_age):
         raise CSRFError("missing or invalid CSRF token")
-    state.manager.logout_user()
+    identity.logout_user()
     session.clear()
     target = safe_next(request.form.get("next")) or state.config.logout_redirect
     return redirect(target)
@@ -264,14 +246,10 @@ def refresh_token() -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
     guards.check_same_origin(request.headers, request.host)
-    user = state.manager.current_user
+    user = identity.current_user()
     if user is None:
         raise AuthenticationRequired("the session has ended; log in again")
-    sid = session.get(SESSION_ID)
-    if not isinstance(sid, str) or not csrf.check_token(
-        current_app, request.headers.get(config.csrf_header), sid, config.csrf_max_age
-    ):
-        raise CSRFError(f"missing or invalid CSRF token (send it in {config.csrf_header})")
+    sid = csrf.require(request.headers.get(config.csrf_header))
     if state.limiter is not None and not state.limiter.hit(state.rate, "toucan-refresh", sid):
         reset, _ = state.limiter.get_window_stats(state.rate, "toucan-refresh", sid)
         raise RateLimited(
@@ -283,7 +261,7 @@ def refresh_token() -> Response:
     kind = body.get("kind", "dashboard")
     if not isinstance(kind, str) or kind not in KINDS:
         raise BadRequest(f"'kind' must be one of {', '.join(KINDS)}")
-    token = state.manager.issue_token(user, kind=kind)
+    token = issuing.issue_for(kind, user).token
     response = jsonify(token.as_json())
     response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = "Cookie"
@@ -313,8 +291,16 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+def public_jwks(config: ToucanConfig) -> dict[str, Any]:
+    """The public keys of ``signed`` mode (current, next, fallbacks); none in ``api`` mode."""
+    keys = config.keys
+    if keys is None or keys.current.is_hmac:
+        return {"keys": []}
+    return keys.jwks()
+
+
 def jwks() -> Response:
-    keys = get_state().manager.jwks()
+    keys = public_jwks(get_state().config)
     if not keys["keys"]:
         response = jsonify({"error": "not_found", "message": "no public keys in this mode"})
         response.status_code = 404

@@ -30,7 +30,7 @@ def test_quick_bench_prints_every_row(tmp_path: Path) -> None:
     keys = {key for key, _ in rows}
     # Every benchmark, with its sub-rows (1: minter / issue_token; 3: cached / signing;
     # 4: render / single flight; 5: cross-worker bursts; 6: store sizes; 7: import time).
-    assert keys == {"1a", "1b", "2", "3a", "3b", "4a", "4b", "5a", "5b", "6a", "6b", "7"}, proc.stdout
+    assert keys == {"1a", "1b", "2", "3a", "3b", "4a", "4b", "5a", "5b", "6a", "6b", "7a", "7b"}, proc.stdout
     assert "error" not in {cell.strip() for line in proc.stdout.splitlines() for cell in line.split("|")}
     # The single-flight count is deterministic, unlike the timings: exactly one upstream call.
     assert re.search(r"^\| 4b \| .* \| 1 call \| .*\*\*PASS\*\*", proc.stdout, re.MULTILINE), proc.stdout

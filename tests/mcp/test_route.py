@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ACME, GLOBEX, NO_AI, make_app, sql
+from .helpers import ACME, GLOBEX, NO_AI, make_app, sql
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,159 @@
+"""Who is logged in: ``login_user`` / ``logout_user`` / ``current_user``.
+
+Two sources of identity, tried in this order:
+
+1. toucan's own login (the blueprint's OpenID Connect callback, or
+   ``toucan.login_user(claims)``): a small claims dict in the Flask session and
+   a server-side session record, so a logout or an expiry ends replayed cookies;
+2. the app's own login manager through ``@toucan.claims_loader`` (Flask-Login):
+   the loader returns the claims of *its* current user on every request. No
+   second session record is kept: the Flask session only gets a random id
+   (``_toucan_sid``, what CSRF tokens and the rate limit are bound to) and a
+   digest of the (issuer, subject) it was issued for (``_toucan_subject``), so a
+   different user in the same browser session gets a fresh id. When the
+   loader returns ``None`` (Flask-Login logged out) there is no user, and the
+   refresh endpoint answers 401 like after ``toucan.logout_user()``.
+
+``current_toucan_user`` is a :class:`~werkzeug.local.LocalProxy` to the result,
+also a template variable (like Flask-Login's ``current_user``). It proxies
+``None`` when nobody is logged in: test it with ``{% if current_toucan_user %}``,
+not ``is none``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, current_app, g, has_request_context, session
+from werkzeug.local import LocalProxy
+
+from . import signals
+from .exceptions import LoginError, StoreUnavailable
+from .state import DEFAULT_ISSUER, SESSION_ID, SESSION_USER, ToucanState, get_state, subject_key
+from .user import MAX_SESSION_CLAIMS_BYTES, PROTOCOL_CLAIMS, ToucanUser
+
+#: Session key of the claims-loader path: which identity the session id was issued for.
+SESSION_SUBJECT = "_toucan_subject"
+
+
+def user_from_claims(state: ToucanState, claims: Mapping[str, Any], issuer: str | None = None) -> ToucanUser:
+    """A :class:`ToucanUser` keyed on (issuer, subject), keeping only the claims worth keeping."""
+    subject = claims.get("sub")
+    iss = issuer or claims.get("iss") or DEFAULT_ISSUER
+    if not isinstance(subject, str) or not subject:
+        raise LoginError("the identity has no 'sub' claim")
+    if not isinstance(iss, str):
+        raise LoginError("the identity's issuer is not a string")
+    keep = state.config.session_claims
+    kept = {k: v for k, v in claims.items() if (k in keep if keep is not None else k not in PROTOCOL_CLAIMS)}
+    if len(json.dumps(kept, default=str)) > MAX_SESSION_CLAIMS_BYTES:
+        raise LoginError(
+            "the identity's claims are too large for the session; "
+            "list the ones mappers need in TOUCAN_SESSION_CLAIMS"
+        )
+    return ToucanUser(iss, subject, kept)
+
+
+def login_user(claims: Mapping[str, Any], *, issuer: str | None = None) -> ToucanUser:
+    """Log a user in from identity claims (``sub`` required; ``iss`` or ``issuer``).
+
+    Clears and rotates the session (no fixation), opens a server-side session
+    record, and keeps only a small set of claims.
+    """
+    state = get_state()
+    user = user_from_claims(state, claims, issuer)
+    state.sessions.close(session.get(SESSION_ID))
+    session.clear()
+    session[SESSION_ID] = state.sessions.open(subject_key(user))
+    session[SESSION_USER] = user.to_session()
+    g._toucan_user = user
+    g.pop("_toucan_tokens", None)
+    signals.user_logged_in.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+    return user
+
+
+def logout_user() -> None:
+    """End toucan's login: the server-side record goes, so replayed cookies stop working.
+
+    With a claims loader, log out through the app's own manager
+    (``flask_login.logout_user()``): the loader then returns ``None``.
+    """
+    state = get_state()
+    user = current_user()
+    state.sessions.close(session.get(SESSION_ID))
+    for key in (SESSION_ID, SESSION_USER, SESSION_SUBJECT):
+        session.pop(key, None)
+    g._toucan_user = None
+    g.pop("_toucan_tokens", None)
+    g.pop("_toucan_csrf", None)
+    signals.user_logged_out.send(current_app._get_current_object(), user=user)  # type: ignore[attr-defined]
+
+
+def current_user() -> ToucanUser | None:
+    """The logged-in user, or ``None`` (also after logout, even with an old cookie).
+
+    Raises :class:`StoreUnavailable` when the session record cannot be read
+    (the store is down): neither "logged in" (fail closed) nor "logged out"
+    (which would send the user to a login that cannot work, and end the
+    page's refresh loop with a 401). Component macros turn it into the
+    ``unavailable`` placeholder, the refresh endpoint into a 503 with
+    ``Retry-After``, any other view into an HTML 503 page. One attempt per
+    request: the answer (or the failure) is remembered on ``g``.
+    """
+    if not has_request_context():
+        return None
+    if "_toucan_user" in g:
+        cached: ToucanUser | None = g._toucan_user
+        return cached
+    if "_toucan_user_error" in g:
+        raise g._toucan_user_error
+    state = get_state()
+    try:
+        user = _session_user(state) if SESSION_USER in session else _loaded_user(state)
+    except StoreUnavailable as exc:
+        g._toucan_user_error = exc
+        raise
+    g._toucan_user = user
+    return user
+
+
+def _session_user(state: ToucanState) -> ToucanUser | None:
+    """toucan's own login: valid only while its server-side record is open."""
+    user = ToucanUser.from_session(session.get(SESSION_USER))
+    if user is None or not state.sessions.is_active(session.get(SESSION_ID), subject_key(user)):
+        return None
+    return user
+
+
+def _loaded_user(state: ToucanState) -> ToucanUser | None:
+    """The app's own login, through ``@toucan.claims_loader`` (no server-side record)."""
+    loader = state.hooks.claims_loader
+    claims = loader() if loader is not None else None
+    if not claims:
+        return None
+    user = user_from_claims(state, claims)
+    digest = hashlib.sha256(f"flask-toucan.subject:{subject_key(user)}".encode()).hexdigest()
+    if session.get(SESSION_SUBJECT) != digest or not isinstance(session.get(SESSION_ID), str):
+        # Another identity (or none) had this browser session: a fresh id, so CSRF
+        # tokens and rate-limit counters of the previous user do not carry over.
+        session[SESSION_ID] = secrets.token_urlsafe(32)
+        session[SESSION_SUBJECT] = digest
+    return user
+
+
+#: ``current_toucan_user``: the current user (or ``None``) for views and templates.
+current_toucan_user: Any = LocalProxy(current_user)
+
+
+def _context_processor() -> dict[str, Any]:
+    # The proxy, not its value: a template that never uses it costs no store read.
+    return {"current_toucan_user": current_toucan_user}
+
+
+def init_app(app: Flask) -> None:
+    """Make ``current_toucan_user`` a template variable."""
+    app.context_processor(_context_processor)

@@ -1,0 +1,113 @@
+"""Issuing tokens in a request: permissions checked, attributes mapped, memoised per request.
+
+The Flask side of minting (the core :class:`~flask_toucan.minting.TokenService`
+knows nothing of requests): it picks the current user, checks the permissions
+asked for against what the app's permissions mapper grants, runs the attribute
+mappers, memoises one token per permission set on ``g`` and sends the
+``token_issued`` signal. The facade's ``toucan.issue_token`` / ``issue_for`` /
+``can``, the component kit, the refresh endpoint and the assistant all call
+these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from flask import current_app, g, has_request_context
+
+from . import identity, signals
+from .exceptions import AuthenticationRequired, ToucanError
+from .mappers import Permissions, check_subset, normalize_permissions, permissions_for_kind
+from .minting import MintRequest
+from .state import get_state
+from .tokens import EmbedToken
+from .user import ToucanUser
+
+
+class Issued(NamedTuple):
+    """A token and the permission set it was minted for (the kit names its scope after it)."""
+
+    token: EmbedToken
+    permissions: Permissions
+
+
+def _user_or_current(user: ToucanUser | None) -> ToucanUser:
+    found = user if user is not None else identity.current_user()
+    if found is None:
+        raise AuthenticationRequired("log in to get a token")
+    return found
+
+
+def issue_token(
+    user: ToucanUser | None = None,
+    permissions: Mapping[str, Mapping[str, bool]] | None = None,
+    *,
+    kind: str | None = None,
+) -> EmbedToken:
+    """See :meth:`flask_toucan.Toucan.issue_token`."""
+    if kind is not None and permissions is not None:
+        raise TypeError("pass either kind or permissions, not both")
+    if kind is not None:
+        return issue_for(kind, user).token
+    user = _user_or_current(user)
+    granted = get_state().mappers.map_permissions(user)
+    perms: Permissions = granted
+    if permissions is not None:
+        perms = normalize_permissions(permissions, source="permissions")
+        check_subset(perms, granted)
+    return _mint(user, perms)
+
+
+def issue_for(kind: str, user: ToucanUser | None = None) -> Issued:
+    """The token a component ``kind`` needs (``dashboard``, ``chart``, ``assistant``).
+
+    The permissions mapper runs once; :class:`PermissionDenied` means the
+    user may not have this kind at all.
+    """
+    user = _user_or_current(user)
+    perms = permissions_for_kind(get_state().mappers.map_permissions(user), kind)
+    return Issued(_mint(user, perms), perms)
+
+
+def can(kind: str, user: ToucanUser | None = None) -> bool:
+    """Whether ``user`` (default: current) may have a ``kind`` token (``False`` while the store is down)."""
+    try:
+        found = user if user is not None else identity.current_user()
+        if found is None:
+            return False
+        permissions_for_kind(get_state().mappers.map_permissions(found), kind)
+    except ToucanError:
+        return False
+    return True
+
+
+def _mint(user: ToucanUser, perms: Permissions) -> EmbedToken:
+    """Mint for permissions already checked against the user's grants.
+
+    One token per request per permission set (memoised on ``g``), then the
+    cache across requests until near expiry.
+    """
+    state = get_state()
+    memo: dict[Any, EmbedToken] | None = None
+    memo_key = (user.id, tuple(sorted((r, tuple(sorted(f))) for r, f in perms.items())))
+    # Memoised for the request's own user only: an explicit user object may
+    # carry other claims (impersonation, tests) under the same identity.
+    if has_request_context() and user is g.get("_toucan_user"):
+        memo = g.setdefault("_toucan_tokens", {})
+        hit = memo.get(memo_key)
+        if hit is not None and not hit.expired:
+            return hit
+    config = state.config
+    attributes = state.mappers.map_attributes(user, config.required_attributes, config.attribute_schema)
+    classic = state.mappers.map_classic(user) if config.mode == "signed" else None
+    token, cached = state.service.issue(MintRequest(user, attributes, perms, classic))
+    if memo is not None:
+        memo[memo_key] = token
+    signals.token_issued.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user=user,
+        token=token,
+        cached=cached,
+    )
+    return token

@@ -1,0 +1,98 @@
+"""Per-app state: what ``init_app`` builds once and every Flask-layer module reads.
+
+The lowest module of the Flask layer (see docs/architecture.md): views,
+components, identity, the CLI and the facade all reach the app's config, store
+and token service through :func:`get_state`, so none of them imports another
+to get at it, and there is no import cycle to dodge.
+
+:class:`Hooks` holds the callbacks an app registers with decorators on the
+:class:`~flask_toucan.Toucan` facade (CSP nonce loader, claims loader). One
+``Hooks`` object is shared by every app the facade serves, so a decorator used
+after ``init_app`` still takes effect, like Flask-Login's ``user_loader``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, g, has_request_context, request
+
+from .config import ToucanConfig
+from .http import Transport
+from .mappers import MapperRegistry
+from .minting import TokenService
+from .store import GuardedLimiter, SessionRegistry
+from .user import ToucanUser
+
+#: Session keys (Flask's signed cookie session). Only these two are ever written.
+SESSION_USER = "_toucan_user"
+SESSION_ID = "_toucan_sid"
+#: The issuer of identities logged in without one (``toucan.login_user({"sub": ...})``).
+DEFAULT_ISSUER = "local"
+#: The ``app.extensions`` key.
+EXTENSION_KEY = "toucan"
+
+#: ``claims_loader``: the identity claims of the app's own logged-in user, or ``None``.
+ClaimsLoader = Callable[[], Mapping[str, Any] | None]
+NonceLoader = Callable[[], str | None]
+
+
+def default_nonce_loader() -> str | None:
+    """Find a CSP nonce where common CSP helpers put it (Flask-Talisman, ``g.csp_nonce``)."""
+    nonce = getattr(request, "csp_nonce", None) or g.get("csp_nonce")
+    return nonce if isinstance(nonce, str) and nonce else None
+
+
+@dataclass
+class Hooks:
+    """Callback slots, each filled with a default so call sites never check for ``None``
+    (except ``claims_loader``, whose absence means "toucan's own login only")."""
+
+    nonce_loader: NonceLoader = default_nonce_loader
+    claims_loader: ClaimsLoader | None = None
+
+    def csp_nonce(self) -> str | None:
+        return self.nonce_loader() if has_request_context() else None
+
+
+@dataclass
+class ToucanState:
+    """Everything one app needs, built once at ``init_app``."""
+
+    config: ToucanConfig
+    oauth: Any
+    #: The Authlib client resolved (and given PKCE S256) at ``init_app``; ``None`` without ``oauth``.
+    oauth_client: Any
+    transport: Transport
+    store: Any
+    sessions: SessionRegistry
+    service: TokenService
+    limiter: GuardedLimiter | None
+    rate: Any
+    mappers: MapperRegistry
+    hooks: Hooks
+    #: The :class:`~flask_toucan.Toucan` facade that owns this state (for host code and
+    #: tests: ``app.extensions["toucan"].manager``); the package itself never goes through it.
+    manager: Any = field(default=None)
+
+    def __repr__(self) -> str:
+        return f"ToucanState(config={self.config!r})"
+
+
+def get_state() -> ToucanState:
+    """The current app's flask-toucan state (raises a clear error when not initialised)."""
+    try:
+        state: ToucanState = current_app.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError(
+            "flask-toucan is not initialised on this app: call Toucan(app) or toucan.init_app(app)"
+        ) from None
+    return state
+
+
+def subject_key(user: ToucanUser) -> str:
+    """The store key of an identity: (issuer, subject), never the email."""
+    return json.dumps(list(user.id))

@@ -19,7 +19,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import api_mode, coldpage, mint, refresh, refresh_peer, render, scaling, store_trips
+from . import (
+    api_mode,
+    coldpage,
+    cross_worker,
+    import_time,
+    mint,
+    refresh,
+    refresh_peer,
+    render,
+    scaling,
+    store_scale,
+    store_trips,
+)
 from .common import BENCH_DIR, Row, Settings, machine_summary
 
 BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
@@ -27,6 +39,9 @@ BENCHMARKS: dict[str, Callable[[Settings], list[Row]]] = {
     "2": render.run,
     "3": refresh.run,
     "4": api_mode.run,
+    "5": cross_worker.run,
+    "6": store_scale.run,
+    "7": import_time.run,
     "8": scaling.run,
     "9": refresh_peer.run,
     "10": coldpage.run,
@@ -37,6 +52,9 @@ TITLES = {
     "2": "page render: macros vs hand-written template",
     "3": "refresh endpoint on gunicorn vs bare signing route",
     "4": "api mode with 50 ms upstream latency",
+    "5": "cross-worker single-flight: upstream calls for concurrent cold renders",
+    "6": "in-process store at 10k / 100k users",
+    "7": "import time vs flask + authlib + jwt",
     "8": "N components (1/5/20): macros vs the same tags by hand",
     "9": "refresh (Redis store) vs flask-jwt-extended on gunicorn",
     "10": "cold page (two tokens) vs one upstream round trip",

@@ -98,7 +98,14 @@ def seen(start: int, status: int, error: str | None = None) -> Callable[[list[Ou
 class Gunicorn:
     """gunicorn on a socket this process bound (port 0, no race), passed as ``fd://``."""
 
-    def __init__(self, workers: int, threads: int, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        workers: int,
+        threads: int,
+        env: dict[str, str],
+        log: Path,
+        app: str = "bench.soak_app:application",
+    ) -> None:
         self.workers = workers
         self.log = log
         self.listener = socket.socket()
@@ -107,7 +114,7 @@ class Gunicorn:
         self.listener.set_inheritable(True)
         fd = self.listener.fileno()
         cmd = [
-            sys.executable, "-m", "gunicorn", "bench.soak_app:application",
+            sys.executable, "-m", "gunicorn", app,
             "--bind", f"fd://{fd}",
             "--workers", str(workers),
             "--worker-class", "gthread",

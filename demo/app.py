@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 import requests
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, Response, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from flask_toucan import PermissionDenied, Toucan, ToucanError, ToucanUser
@@ -277,6 +278,16 @@ def register_views(app: Flask, toucan: Toucan, oauth: OAuth) -> None:
     def toucan_error(exc: ToucanError) -> tuple[str, int]:
         # Login errors (provider refused, state mismatch) land here as a page, not JSON.
         return render_template("error.html", message=exc.message), exc.status_code
+
+    @app.errorhandler(404)
+    @app.errorhandler(405)
+    def not_found(exc: HTTPException) -> tuple[str, int]:
+        # The portal's own page, not werkzeug's bare default.
+        return render_template(
+            "error.html",
+            heading="Page not found" if exc.code == 404 else "Not allowed here",
+            message="There is no page at this address." if exc.code == 404 else str(exc.description),
+        ), int(exc.code or 404)
 
 
 def profile(user: ToucanUser) -> dict[str, Any]:

@@ -21,16 +21,15 @@ from __future__ import annotations
 import datetime
 import os
 import secrets
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
-from werkzeug.serving import BaseWSGIServer
 
-from .serving import serve_on
+from flask_toucan.serving import ThreadedServer
+
 from .users import DEMO_USERS, ORGANIZATIONS, REGION_NAMES
 
 TEMPLATES = Path(__file__).resolve().parent / "provider_templates"
@@ -186,19 +185,21 @@ class ProviderServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self._server: BaseWSGIServer = serve_on(host, port, _not_ready)
-        self._thread: threading.Thread | None = None
+        self._server = ThreadedServer(None, host, port, name="demo-idp", poll_interval=0.1)
         self._previous_backend: Any = None
         self.app: Flask | None = None
 
     @property
+    def host(self) -> str:
+        return self._server.host
+
+    @property
     def port(self) -> int:
-        return int(self._server.server_port)
+        return self._server.port
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self._server.url
 
     @property
     def metadata_url(self) -> str:
@@ -212,18 +213,11 @@ class ProviderServer:
         self._previous_backend = Backend._instance
         self.app = create_provider_app(f"{self.host}:{self.port}", client)
         self._server.app = self.app
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="demo-idp", daemon=True
-        )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self._server.server_close()
+        self._server.stop()
         if self.app is not None:
             from canaille.backends import Backend
 
@@ -231,6 +225,59 @@ class ProviderServer:
             self.app = None
 
 
-def _not_ready(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-    return [b"the demo identity provider is starting\n"]
+def main(argv: list[str] | None = None) -> int:
+    """``python -m demo.provider``: the demo's OpenID provider alone, for your own app.
+
+    Registers one client (the id, secret and redirect URI given, a random secret
+    by default) and prints what the app needs (``OIDC_*``, as docs/examples/
+    basic_app.py reads them). Runs until Ctrl-C or SIGTERM.
+    """
+    import argparse
+    import signal
+    import sys
+    import threading
+
+    from .users import users_table
+
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.provider",
+        description="Run the demo's local OpenID provider (Canaille, in memory, seeded with the demo users).",
+    )
+    parser.add_argument("--port", type=int, default=5001, help="default 5001; 0 picks a free port")
+    parser.add_argument("--client-id", default="my-client", help="default my-client")
+    parser.add_argument("--client-secret", help="default: random, printed at start")
+    parser.add_argument(
+        "--redirect-uri",
+        default="http://127.0.0.1:5000/toucan/callback",
+        help="the app's callback (default: flask run's address + /toucan/callback)",
+    )
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    secret = args.client_secret or secrets.token_urlsafe(24)
+    app_origin = args.redirect_uri.split("/toucan/")[0]
+    try:
+        server = ProviderServer(port=args.port)
+    except OSError as exc:
+        print(f"provider: cannot listen on 127.0.0.1:{args.port} ({exc.strerror})", file=sys.stderr)
+        return 2
+    server.start(ClientRegistration(args.client_id, secret, args.redirect_uri, app_origin))
+    # The provider's own local client secret, printed to be copied (like the sandbox's API key).
+    print(f"Demo OpenID provider (Canaille) on {server.url}", flush=True)
+    print(f"  OIDC_METADATA_URL={server.metadata_url}")
+    print(f"  OIDC_CLIENT_ID={args.client_id}")
+    print(f"  OIDC_CLIENT_SECRET={secret}")
+    print(f"  redirect URI: {args.redirect_uri}")
+    print("  Sign in as:")
+    print(users_table(), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,16 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask
-from werkzeug.serving import BaseWSGIServer
 
-from .serving import check_free, serve_on
+from flask_toucan.serving import ThreadedServer, check_free
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
@@ -96,15 +94,14 @@ class DemoStack:
         self.provider: Any = None  # demo.provider.ProviderServer, when local
         self.sandbox: Any = None  # flask_toucan.sandbox.SandboxServer, when local
         self.app: Flask | None = None
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
 
     # -- what callers read ----------------------------------------------------
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("the demo is not started")
-        return f"http://{HOST}:{self._server.server_port}"
+        return self._server.url
 
     @property
     def local_provider(self) -> bool:
@@ -175,10 +172,6 @@ class DemoStack:
                 ).bind()
             except OSError as exc:
                 raise _port_error("the Toucan sandbox", "DEMO_SANDBOX_PORT", opts.sandbox_port, exc) from None
-            except SystemExit:  # werkzeug exits when the port was taken in between
-                raise _port_error(
-                    "the Toucan sandbox", "DEMO_SANDBOX_PORT", opts.sandbox_port, OSError("in use")
-                ) from None
             self.sandbox.start()
             config.update(
                 TOUCAN_BASE_URL=self.sandbox.url,
@@ -193,10 +186,7 @@ class DemoStack:
 
         self.app = create_app(config)
         self._server.app = self.app
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="demo-app", daemon=True
-        )
-        self._thread.start()
+        self._server.start()
 
     def _check_external(self) -> None:
         opts = self.options
@@ -211,12 +201,8 @@ class DemoStack:
     def stop(self) -> None:
         """Stop the portal, then the sandbox and the provider (safe to call twice)."""
         if self._server is not None:
-            if self._thread is not None:
-                self._server.shutdown()
-                self._thread.join(timeout=10)
-            self._server.server_close()
+            self._server.stop()
             self._server = None
-            self._thread = None
         if self.sandbox is not None:
             self.sandbox.stop()
             self.sandbox = None
@@ -231,9 +217,9 @@ class DemoStack:
         self.stop()
 
 
-def _bind(what: str, env: str, port: int) -> BaseWSGIServer:
+def _bind(what: str, env: str, port: int) -> ThreadedServer:
     try:
-        return serve_on(HOST, port, _starting)
+        return ThreadedServer(_starting, HOST, port, name="demo-app", poll_interval=0.1)
     except OSError as exc:
         raise _port_error(what, env, port, exc) from None
 

@@ -15,17 +15,12 @@ are the extension's JSON errors: 401 logged out, 403 CSRF or no
 
 from __future__ import annotations
 
-import json
-import time
-from typing import Any
-from urllib.parse import urlsplit
-
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from werkzeug.wrappers import Response
 
-from . import csrf, identity, issuing
+from . import identity, issuing, views
 from .assistant import AssistantSession, ThreadRegistry
-from .exceptions import AuthenticationRequired, BadRequest, ConfigurationError, CSRFError, RateLimited
+from .exceptions import AuthenticationRequired, BadRequest, ConfigurationError
 from .mappers import permissions_for_kind
 from .state import get_state, subject_key
 from .tokens import EmbedToken
@@ -73,35 +68,9 @@ def add_routes(bp: Blueprint) -> None:
     bp.add_url_rule("/assistant/ask", "assistant_ask", ask, methods=["POST"])
 
 
-def _check_request() -> Any:
-    """Same-origin, logged in, valid CSRF token, under the rate limit: the user."""
-    state = get_state()
-    config = state.config
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        raise CSRFError("cross-site assistant requests are refused")
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        raise CSRFError("cross-origin assistant requests are refused")
-    user = identity.current_user()
-    if user is None:
-        raise AuthenticationRequired("the session has ended; log in again")
-    sid = csrf.require(request.headers.get(config.csrf_header))
-    if state.limiter is not None and not state.limiter.hit(state.rate, "toucan-assistant", sid):
-        reset, _ = state.limiter.get_window_stats(state.rate, "toucan-assistant", sid)
-        raise RateLimited("too many questions; slow down", retry_after=max(1, int(reset - time.time()) + 1))
-    return user
-
-
 def _body() -> tuple[str, str | None]:
     """``{"question": str, "thread_id": str | null}``, small and strict."""
-    length = request.content_length
-    raw = request.stream.read(MAX_ASK_BODY + 1)
-    if (length is not None and length > MAX_ASK_BODY) or len(raw) > MAX_ASK_BODY:
-        raise BadRequest(f"the body is larger than {MAX_ASK_BODY} bytes")
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise BadRequest('the body must be JSON: {"question": ..., "thread_id": ...}') from None
+    body = views.small_json_body(MAX_ASK_BODY)
     if not isinstance(body, dict) or "question" not in body or set(body) - {"question", "thread_id"}:
         raise BadRequest("the body must be a JSON object with 'question' and optionally 'thread_id'")
     question, thread_id = body["question"], body.get("thread_id")
@@ -113,7 +82,7 @@ def _body() -> tuple[str, str | None]:
 
 
 def ask() -> Response:
-    user = _check_request()
+    user = views.checked_post("toucan-assistant", "too many questions; slow down")
     question, thread_id = _body()
     with session_for(user) as assistant:
         envelope = assistant.ask(question, thread_id)

@@ -4,10 +4,16 @@ A token is served from the cache until ``expires_at - margin``; the key is a
 hash of everything that went into it (user, attributes, permissions, mode), so
 a changed attribute or role is a different key and gets a fresh token.
 
-Single-flight: concurrent requests for the same key in one process wait for
-the first one's upstream call instead of making their own. (Across processes
-the shared store still serves the result once it is there; a burst that
-starts in several workers at the same instant may mint once per worker.)
+Single-flight, in two layers:
+
+* :class:`SingleFlight`: concurrent requests for the same key in one process
+  wait for the first one's call instead of making their own;
+* :class:`SharedFlight`: when the store is shared (Redis), that one call per
+  process then takes a short-lived lock in the store; the lock holder calls
+  Toucan, every other worker (and host) polls the store for the value with a
+  short back-off. A holder that dies leaves a lock that expires after its
+  TTL, and the next poller takes over. So N workers x M concurrent renders of
+  one user make one upstream call.
 """
 
 from __future__ import annotations
@@ -18,23 +24,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from cachelib import BaseCache
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .exceptions import StoreUnavailable
 from .tokens import EmbedToken, utc_from_timestamp
 
+if TYPE_CHECKING:
+    from cachelib import BaseCache
+
 log = logging.getLogger("flask_toucan")
+T = TypeVar("T")
 
 
-def cache_key(parts: Mapping[str, Any]) -> str:
+def cache_key(parts: Mapping[str, Any], tag: str = "") -> str:
+    """``tok:`` + the user's hash tag (one cluster slot per user) + a hash of ``parts``."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return "tok:" + hashlib.sha256(blob.encode()).hexdigest()
+    return "tok:" + tag + hashlib.sha256(blob.encode()).hexdigest()
 
 
 class TokenCache:
-    def __init__(self, store: BaseCache, margin: Callable[[float], float]) -> None:
+    def __init__(self, store: BaseCache | Any, margin: Callable[[float], float]) -> None:
         self.store = store
         self.margin = margin
 
@@ -117,3 +126,42 @@ class _Call:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+class SharedFlight:
+    """Single-flight across processes and hosts through the store's locks (see module doc).
+
+    ``lock_ttl``: how long a lock lives if its holder never releases it (a
+    dead worker); ``wait``: how long a waiter polls before it gives up waiting
+    and calls Toucan itself (never forever: a waiter is a user's request).
+    """
+
+    FIRST_POLL = 0.005
+    MAX_POLL = 0.1
+
+    def __init__(self, store: Any, lock_ttl: float, wait: float) -> None:
+        self.store = store
+        self.lock_ttl = lock_ttl
+        self.wait = wait
+
+    def run(self, key: str, read: Callable[[], T | None], work: Callable[[], T]) -> T:
+        """``read()`` the value, or be the one process that runs ``work()`` for it."""
+        give_up = time.monotonic() + self.wait
+        delay = self.FIRST_POLL
+        while True:
+            lock = self.store.acquire_lock(key, self.lock_ttl)
+            if lock is not None:
+                try:
+                    # The holder before us may have filled the cache just now.
+                    again = read()
+                    return again if again is not None else work()
+                finally:
+                    self.store.release_lock(lock)
+            time.sleep(delay)  # back-off between polls of the shared store
+            delay = min(delay * 2, self.MAX_POLL)
+            got = read()
+            if got is not None:
+                return got
+            if time.monotonic() >= give_up:
+                log.warning("flask-toucan: waited %gs for another worker's token; fetching one", self.wait)
+                return work()

@@ -75,6 +75,11 @@ class ToucanConfig:
     store_breaker_cooldown: float = 2.0
     assistant_route: bool = False
     attribute_schema: AttributeSchema = field(default_factory=AttributeSchema)
+    # scale: in-process store capacities, cross-worker lock, Redis TLS CA (settings.py rows)
+    store_max_tokens: int = 100_000
+    store_max_sessions: int = 100_000
+    store_lock_ttl: float | None = None
+    store_ca_bundle: str | None = None
 
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"

@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from limits import parse as parse_rate
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from . import assistant_views, components, csrf, identity, issuing, oauth_client, views
 from .assistant import AssistantSession
@@ -282,15 +279,25 @@ def _build_store(config: ToucanConfig) -> tuple[Any, GuardedLimiter | None, Any]
         connect_timeout=config.store_connect_timeout,
         timeout=config.store_timeout,
         breaker=breaker,
+        ca_bundle=config.store_ca_bundle,
+        max_tokens=config.store_max_tokens,
+        max_sessions=config.store_max_sessions,
     )
     if not config.rate_limit:
         return store, None, None
+    # Imported only when rate limiting is on: ``limits`` costs ~19 ms of import.
+    from limits import parse as parse_rate
+    from limits.storage import storage_from_string
+    from limits.strategies import MovingWindowRateLimiter
+
     try:
         rate = parse_rate(config.rate_limit)
     except ValueError:
         raise ConfigurationError(
             "TOUCAN_RATE_LIMIT must look like '30/minute' (or be None to disable)"
         ) from None
-    options = limits_storage_options(config.store, config.store_connect_timeout, config.store_timeout)
+    options = limits_storage_options(
+        config.store, config.store_connect_timeout, config.store_timeout, config.store_ca_bundle
+    )
     storage = storage_from_string(limits_storage_uri(config.store), **options)
     return store, GuardedLimiter(MovingWindowRateLimiter(storage), store.breaker), rate

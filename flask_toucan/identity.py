@@ -195,12 +195,6 @@ def _loaded_user(state: ToucanState) -> ToucanUser | None:
     return user
 
 
-def session_id() -> str | None:
-    """The id CSRF tokens and the rate limit are bound to (``None`` without a login)."""
-    sid = session.get(SESSION_ID)
-    return sid if isinstance(sid, str) else None
-
-
 #: ``current_toucan_user``: the current user (or ``None``) for views and templates.
 current_toucan_user: Any = LocalProxy(current_user)
 

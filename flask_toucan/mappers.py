@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from . import schema
 from .exceptions import AttributeMappingError, ConfigurationError, PermissionDenied
@@ -32,7 +32,6 @@ AttributeMapper = Callable[[ToucanUser], Any]
 BulkMapper = Callable[[ToucanUser], Mapping[str, Any] | None]
 PermissionsMapper = Callable[[ToucanUser], Mapping[str, Mapping[str, bool]]]
 ClassicMapper = Callable[[ToucanUser], Any]
-F = TypeVar("F", bound=Callable[..., Any])
 
 ATTRIBUTE_NAME = schema.ATTRIBUTE_NAME
 

@@ -11,21 +11,24 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from . import signing, wire
-from .cache import SingleFlight, TokenCache, cache_key
+from .cache import SharedFlight, SingleFlight, TokenCache, cache_key
 from .config import ToucanConfig
 from .exceptions import AttributeMappingError
-from .exchange import ExchangeClient, exchange_assertion
 from .http import Transport
 from .keys import SigningKey
 from .mappers import AttributeValue, ClassicContext, Permissions
+from .store import user_tag
 from .tokens import EmbedToken, utc_from_timestamp
 from .user import ToucanUser
+
+if TYPE_CHECKING:  # the exchange (Authlib's OAuth 2 + joserfc) is imported when configured
+    from .exchange import ExchangeClient
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ class SignedMinter:
         self._client: ExchangeClient | None = None
         if config.exchange_url is not None:
             assert config.exchange_client_secret is not None
+            from .exchange import ExchangeClient
+
             self._client = ExchangeClient(
                 config.exchange_client_id,
                 config.exchange_client_secret,
@@ -136,6 +141,8 @@ class SignedMinter:
         if self._client is None or self._config.exchange_url is None:
             ttl = self._config.token_ttl
             return EmbedToken(assertion, utc_from_timestamp(now + ttl), kept), ttl
+        from .exchange import exchange_assertion
+
         value, lifetime = exchange_assertion(
             self._transport, self._config.exchange_url, assertion, self._client
         )
@@ -149,11 +156,15 @@ class TokenService:
     Returns ``(token, cached)``.
     """
 
-    def __init__(self, minter: Minter, cache: TokenCache, namespace: str) -> None:
+    def __init__(
+        self, minter: Minter, cache: TokenCache, namespace: str, shared: SharedFlight | None = None
+    ) -> None:
         self.minter = minter
         self.cache = cache
         self.namespace = namespace
         self.flights = SingleFlight()
+        #: Cross-worker single-flight when the store is shared (Redis); else None.
+        self.shared = shared
 
     def key_for(self, request: MintRequest) -> str:
         return cache_key(
@@ -164,7 +175,9 @@ class TokenService:
                 "permissions": request.permissions,
                 # roles/privileges/groups change the token; secrets only as a salted tag
                 "classic": _classic_key(request.classic),
-            }
+            },
+            # the same tag as the user's login record (extension's subject key)
+            user_tag(json.dumps(list(request.user.id))),
         )
 
     def issue(self, request: MintRequest, *, missed: int | None = None) -> tuple[EmbedToken, bool]:
@@ -190,17 +203,39 @@ class TokenService:
                 again = self.cache.get(key)
                 if again is not None:
                     return again, True
-            token, lifetime = self.minter.mint(request)
-            self.cache.set(key, token, lifetime)
-            return token, False
+            if self.shared is not None:
+                return self.shared.run(key, lambda: self._cached(key), lambda: self._mint(key, request))
+            return self._mint(key, request)
 
         result: tuple[EmbedToken, bool] = self.flights.do(key, work)
         return result
 
+    def _cached(self, key: str) -> tuple[EmbedToken, bool] | None:
+        hit = self.cache.get(key)
+        return None if hit is None else (hit, True)
+
+    def _mint(self, key: str, request: MintRequest) -> tuple[EmbedToken, bool]:
+        token, lifetime = self.minter.mint(request)
+        self.cache.set(key, token, lifetime)
+        return token, False
+
 
 def make_service(config: ToucanConfig, transport: Transport, cache: TokenCache) -> TokenService:
     minter: Minter = ApiMinter(config, transport) if config.mode == "api" else SignedMinter(config, transport)
-    return TokenService(minter, cache, namespace_for(config))
+    return TokenService(minter, cache, namespace_for(config), shared_flight(config, cache.store))
+
+
+def shared_flight(config: ToucanConfig, store: object) -> SharedFlight | None:
+    """Cross-worker single-flight for a shared store (Redis); ``None`` for a per-process one.
+
+    The lock lives as long as one upstream call may take (``TOUCAN_STORE_LOCK_TTL``,
+    default ``TOUCAN_HTTP_DEADLINE``); a waiter polls for at most one more of those,
+    by which time a dead holder's lock has expired and a waiter has taken over.
+    """
+    if not getattr(store, "shared", False):
+        return None
+    ttl = config.store_lock_ttl if config.store_lock_ttl is not None else config.deadline
+    return SharedFlight(store, ttl, ttl + config.deadline)
 
 
 def namespace_for(config: ToucanConfig) -> str:

@@ -342,6 +342,16 @@ def _ca_bundle(value: Any, ctx: Context) -> str | None:
     return str(path)
 
 
+def _optional_number(key: str) -> Parser:
+    return lambda value, ctx: None if value is None else positive_number(key, value)
+
+
+def _store_ca_bundle(value: Any, ctx: Context) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigurationError("TOUCAN_STORE_CA_BUNDLE must be the path of a PEM CA file")
+    return value
+
+
 def _assistant_route(value: Any, ctx: Context) -> bool:
     """A bool; when on, the ``mcp`` extra must be installed."""
     if not isinstance(value, bool):
@@ -591,7 +601,7 @@ SETTINGS: tuple[Setting, ...] = (
     S(
         "TOUCAN_STORE",
         "memory",
-        '`"memory"`, `"redis://…"`, `"file:///path"`, or a `cachelib` cache: token cache and login records; use Redis with several workers',
+        '`"memory"`, `"redis://…"` (also `rediss://`, `unix://`, `redis+sentinel://`, `redis+cluster://`), `"file:///path"`, or a `cachelib` cache: token cache and login records; use Redis with several workers',
         _as_is,
         "store",
     ),
@@ -622,6 +632,37 @@ SETTINGS: tuple[Setting, ...] = (
         "seconds the breaker stays open (store calls fail fast with 503) before one probe call",
         _number("TOUCAN_STORE_BREAKER_COOLDOWN"),
         "store_breaker_cooldown",
+    ),
+    # scale: in-process store capacities, the cross-worker lock, the Redis CA (docs/deployment.md)
+    S(
+        "TOUCAN_STORE_MAX_TOKENS",
+        100_000,
+        '`"memory"` store: cached tokens kept (LRU); about 3.3 KiB per user with its login',
+        _integer("TOUCAN_STORE_MAX_TOKENS"),
+        "store_max_tokens",
+    ),
+    S(
+        "TOUCAN_STORE_MAX_SESSIONS",
+        100_000,
+        '`"memory"` store: login records kept, never pushed out by tokens; past it the oldest login is lost (warning logged)',
+        _integer("TOUCAN_STORE_MAX_SESSIONS"),
+        "store_max_sessions",
+    ),
+    S(
+        "TOUCAN_STORE_LOCK_TTL",
+        None,
+        "seconds: the Redis lock of the cross-worker single-flight (a dead holder's lock expires after it)",
+        _optional_number("TOUCAN_STORE_LOCK_TTL"),
+        "store_lock_ttl",
+        "`TOUCAN_HTTP_DEADLINE`",
+    ),
+    S(
+        "TOUCAN_STORE_CA_BUNDLE",
+        None,
+        "PEM CA file for a `rediss://` store (and its rate limiter)",
+        _store_ca_bundle,
+        "store_ca_bundle",
+        "`None` (the system's CAs)",
     ),
     S(
         "TOUCAN_RATE_LIMIT",

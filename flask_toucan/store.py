@@ -16,23 +16,23 @@ one probe call decides whether the store is back.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from cachelib import BaseCache, FileSystemCache, SimpleCache
-from limits.errors import StorageError as LimitsStorageError
-
 from .exceptions import ConfigurationError, StoreUnavailable
+from .memstore import MemoryStore
 
 log = logging.getLogger("flask_toucan")
 T = TypeVar("T")
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
 
 #: Defaults of TOUCAN_STORE_CONNECT_TIMEOUT / TOUCAN_STORE_TIMEOUT (seconds) and
 #: TOUCAN_STORE_BREAKER_FAILURES / TOUCAN_STORE_BREAKER_COOLDOWN.
@@ -42,21 +42,24 @@ DEFAULT_BREAKER_FAILURES = 3
 DEFAULT_BREAKER_COOLDOWN = 2.0
 
 
-def _store_errors() -> tuple[type[BaseException], ...]:
+def store_errors() -> tuple[type[BaseException], ...]:
     """What a store raises when it is down: ``OSError`` (files, sockets), Redis's errors,
     ``limits``' wrapped storage errors.
 
     Anything else (``TypeError``...) is a bug and is left to surface as one.
+    Looked up in ``sys.modules`` on each call: redis-py and ``limits`` are
+    imported only when configured, and a library that was never imported
+    raised nothing.
     """
-    errors: tuple[type[BaseException], ...] = (OSError, LimitsStorageError)
-    try:
-        from redis.exceptions import RedisError
-    except ImportError:  # pragma: no cover - the redis extra is not installed
-        return errors
-    return (*errors, RedisError)
-
-
-STORE_ERRORS = _store_errors()
+    errors: tuple[type[BaseException], ...] = (OSError,)
+    redis_exceptions = sys.modules.get("redis.exceptions")
+    if redis_exceptions is not None:
+        # A cluster without a reachable node raises RedisClusterException (not a RedisError).
+        errors = (*errors, redis_exceptions.RedisError, redis_exceptions.RedisClusterException)
+    limits_errors = sys.modules.get("limits.errors")
+    if limits_errors is not None:
+        errors = (*errors, limits_errors.StorageError)
+    return errors
 
 
 class CircuitBreaker:
@@ -114,7 +117,7 @@ class CircuitBreaker:
         self.before()
         try:
             result = fn()
-        except STORE_ERRORS as exc:
+        except store_errors() as exc:
             self.failure()
             # The type only: a Redis error's text names the host, a URL may hold a password.
             log.warning("flask-toucan: %s store %s failed: %s", self.kind, op, type(exc).__name__)
@@ -151,8 +154,12 @@ class CircuitBreaker:
                 self._probing = False
 
 
-class GuardedStore(BaseCache):
+class GuardedStore:
     """A cachelib cache whose failures are :class:`StoreUnavailable`, behind a breaker.
+
+    It has the cachelib cache interface (``get``, ``set``, ``get_many``...)
+    without subclassing ``cachelib.BaseCache``: cachelib is imported when the
+    store is made, not by ``import flask_toucan``.
 
     A ``set`` answering ``False`` is a failure too: cachelib's file store logs
     and swallows ``OSError`` (full disk, read-only directory) and reports it
@@ -161,11 +168,33 @@ class GuardedStore(BaseCache):
     which fails closed.
     """
 
-    def __init__(self, inner: BaseCache, kind: str, breaker: CircuitBreaker | None = None) -> None:
-        super().__init__(default_timeout=0)
+    def __init__(
+        self, inner: Any, kind: str, breaker: CircuitBreaker | None = None, locks: Any = None
+    ) -> None:
         self.inner = inner
         self.kind = kind
         self.breaker = breaker if breaker is not None else CircuitBreaker(kind)
+        #: Cross-worker locks (:class:`~flask_toucan.redis_store.RedisLocks`) when the
+        #: store is shared and can hold them; ``None``: in-process single-flight only.
+        self.locks = locks
+
+    @property
+    def shared(self) -> bool:
+        """Whether other processes see this store's locks (then a miss is single-flight across them)."""
+        return self.locks is not None
+
+    def acquire_lock(self, name: str, ttl: float) -> Any | None:
+        """Take the short-lived lock ``name`` (None: somebody else holds it)."""
+        assert self.locks is not None
+        return self._call("lock", self.locks.acquire, name, ttl)
+
+    def release_lock(self, lock: Any) -> None:
+        """Release a lock we took; if the store fails now, the lock's own expiry frees it."""
+        assert self.locks is not None
+        try:
+            self._call("unlock", self.locks.release, lock)
+        except StoreUnavailable as exc:
+            log.warning("flask-toucan: lock not released (it expires by itself): %s", exc.message)
 
     def __repr__(self) -> str:
         return f"GuardedStore({type(self.inner).__name__}, kind={self.kind!r})"
@@ -229,7 +258,13 @@ def describe_store(spec: Any) -> str:
     kind = store_kind(spec)
     if kind == "Redis":
         parts = urlsplit(spec)
-        where = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+        if parts.scheme == "unix":
+            where = parts.path
+        else:
+            # Several hosts for Sentinel / Cluster; never the user:password part.
+            where = parts.netloc.rsplit("@", 1)[-1]
+            if "," not in where and ":" not in where:
+                where = f"{where}:6379"
         return f"Redis ({parts.scheme}, {where})"
     if kind == "file":
         return f"file ({urlsplit(spec).path})"
@@ -242,8 +277,13 @@ def make_store(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     timeout: float = DEFAULT_TIMEOUT,
     breaker: CircuitBreaker | None = None,
+    ca_bundle: str | None = None,
+    max_tokens: int | None = None,
+    max_sessions: int | None = None,
 ) -> GuardedStore:
     """The store ``TOUCAN_STORE`` names, guarded (see :class:`GuardedStore`)."""
+    from cachelib import BaseCache, FileSystemCache
+
     kind = store_kind(spec)
     breaker = breaker if breaker is not None else CircuitBreaker(kind)
     if isinstance(spec, GuardedStore):
@@ -251,45 +291,37 @@ def make_store(
     if isinstance(spec, BaseCache):
         return GuardedStore(spec, kind, breaker)
     if spec in (None, "memory"):
-        return GuardedStore(SimpleCache(threshold=10_000, default_timeout=0), kind, breaker)
+        capacities = {"max_tokens": max_tokens, "max_sessions": max_sessions}
+        return GuardedStore(MemoryStore(**{k: v for k, v in capacities.items() if v}), kind, breaker)
     if isinstance(spec, str) and spec.startswith(REDIS_SCHEMES):
         from cachelib import RedisCache
 
-        client = redis_client(spec, connect_timeout=connect_timeout, timeout=timeout)
-        return GuardedStore(RedisCache(host=client, key_prefix="toucan:", default_timeout=0), kind, breaker)
+        from .redis_store import RedisLocks
+
+        client = redis_client(spec, connect_timeout=connect_timeout, timeout=timeout, ca_bundle=ca_bundle)
+        redis_cache = RedisCache(host=client, key_prefix="toucan:", default_timeout=0)
+        return GuardedStore(redis_cache, kind, breaker, locks=RedisLocks(client, "toucan:lock:"))
     if isinstance(spec, str) and spec.startswith("file://"):
         cache = FileSystemCache(urlsplit(spec).path, threshold=10_000, default_timeout=0, mode=0o600)
         return GuardedStore(cache, kind, breaker)
-    raise ConfigurationError("TOUCAN_STORE must be 'memory', a redis:// or file:// URL, or a cachelib cache")
+    raise ConfigurationError(
+        "TOUCAN_STORE must be 'memory', a redis://, rediss://, unix://, redis+sentinel://, "
+        "redis+cluster:// or file:// URL, or a cachelib cache"
+    )
 
 
-def redis_client(spec: str, *, connect_timeout: float, timeout: float) -> Any:
-    """A Redis client for the store (see :func:`redis_options`)."""
-    import redis
+def redis_client(spec: str, *, connect_timeout: float, timeout: float, ca_bundle: str | None = None) -> Any:
+    """A Redis client for the store (see :mod:`flask_toucan.redis_store`)."""
+    from .redis_store import redis_client as make_client
 
-    return redis.Redis.from_url(spec, **redis_options(connect_timeout, timeout))
+    return make_client(spec, connect_timeout=connect_timeout, timeout=timeout, ca_bundle=ca_bundle)
 
 
 def redis_options(connect_timeout: float, timeout: float) -> dict[str, Any]:
-    """Client options shared by the store and the rate limiter's Redis storage.
+    """Client options shared by the store and the rate limiter (see :mod:`.redis_store`)."""
+    from .redis_store import redis_options as options
 
-    Short socket timeouts, and one immediate retry: redis-py's default is three
-    retries with back-off, which against a dead server multiplies every
-    request's wait; one retry is enough to replace a pooled connection that a
-    Redis restart closed.
-    """
-    try:
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-    except ImportError:
-        raise ConfigurationError(
-            "TOUCAN_STORE names Redis but the redis package is missing: pip install 'flask-toucan[redis]'"
-        ) from None
-    return {
-        "socket_connect_timeout": connect_timeout,
-        "socket_timeout": timeout,
-        "retry": Retry(NoBackoff(), 1),
-    }
+    return options(connect_timeout, timeout)
 
 
 class GuardedLimiter:
@@ -310,23 +342,43 @@ class GuardedLimiter:
         return self.breaker.call("rate limit", lambda: self.limiter.get_window_stats(item, *identifiers))
 
 
-def limits_storage_options(spec: Any, connect_timeout: float, timeout: float) -> dict[str, Any]:
+def limits_storage_options(
+    spec: Any, connect_timeout: float, timeout: float, ca_bundle: str | None = None
+) -> dict[str, Any]:
     """Options for ``limits.storage.storage_from_string``: short timeouts, wrapped errors."""
     if isinstance(spec, str) and spec.startswith(REDIS_SCHEMES):
-        return {"wrap_exceptions": True, **redis_options(connect_timeout, timeout)}
+        from .redis_store import tls_options
+
+        return {
+            "wrap_exceptions": True,
+            **redis_options(connect_timeout, timeout),
+            **tls_options(spec, ca_bundle),
+        }
     return {}
 
 
 def limits_storage_uri(spec: Any) -> str:
     """The ``limits`` storage matching ``TOUCAN_STORE`` (Redis is shared; else per process).
 
-    ``limits`` spells a Redis unix socket ``redis+unix://``.
+    ``limits`` reads the same ``redis://``, ``rediss://``, ``redis+sentinel://``
+    and ``redis+cluster://`` URLs; it spells a Redis unix socket ``redis+unix://``.
     """
     if isinstance(spec, str) and spec.startswith("unix://"):
         return "redis+" + spec
     if isinstance(spec, str) and spec.startswith(REDIS_SCHEMES):
         return spec
     return "memory://"
+
+
+def user_tag(subject_key: str) -> str:
+    """A Redis Cluster hash tag (``{...}``) naming one user, shared by all of that user's keys.
+
+    Login record, tokens, locks and the refresh rate limit of one user then
+    live in one slot (one node): a pipeline or ``MGET`` over them is one
+    round trip even on a cluster. A salted hash: the key names no user.
+    """
+    digest = hashlib.sha256(b"flask-toucan.user-tag\0" + subject_key.encode()).hexdigest()
+    return "{" + digest[:16] + "}"
 
 
 class SessionRegistry:
@@ -340,12 +392,14 @@ class SessionRegistry:
 
     prefix = "sid:"
 
-    def __init__(self, store: BaseCache, lifetime: int) -> None:
+    def __init__(self, store: Any, lifetime: int) -> None:
         self.store = store
         self.lifetime = lifetime
 
     def open(self, subject_key: str) -> str:
-        sid = secrets.token_urlsafe(32)
+        # The id starts with the user's hash tag: the record (and the rate limit
+        # keyed by the id) share a cluster slot with the user's tokens.
+        sid = user_tag(subject_key) + secrets.token_urlsafe(32)
         self.store.set(self.prefix + sid, subject_key, timeout=self.lifetime)
         return sid
 

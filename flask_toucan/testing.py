@@ -10,7 +10,8 @@ Registered through the ``pytest11`` entry point, so installing
     ``.issue_token(...)``, ``.data_file``).
 ``toucan_sandbox_factory``
     ``toucan_sandbox_factory(**options)`` starts one with options (token
-    lifetime, origins, host JWKS URL, faults...); all stop at the end of the test.
+    lifetime, origins, host JWKS URL, faults, your own ``tenants`` and
+    ``sales`` rows...); all stop at the end of the test.
 ``toucan_config``
     ``{"TOUCAN_BASE_URL": ..., "TOUCAN_API_KEY": ...}`` of ``toucan_sandbox``,
     ready for ``app.config.update(toucan_config)``.

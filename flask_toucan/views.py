@@ -56,7 +56,10 @@ else:
 
 
 #: Endpoints that answer JSON (every error too), never an HTML error page.
-JSON_ENDPOINTS = ("toucan.token", "toucan.jwks")
+#: The blueprint's JSON routes (errors as JSON, ``no-referrer``, ``nosniff``).
+JSON_ENDPOINTS = ("toucan.token", "toucan.jwks", "toucan.assistant_ask")
+#: Those whose answers hold a token or user data: never stored by a cache.
+NO_STORE_ENDPOINTS = ("toucan.token", "toucan.assistant_ask")
 
 
 def handle_error(exc: ToucanError) -> Response:
@@ -107,7 +110,7 @@ def security_headers(response: Response) -> Response:
     if request.endpoint in JSON_ENDPOINTS:
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
-    if request.endpoint == "toucan.token":
+    if request.endpoint in NO_STORE_ENDPOINTS:
         response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -149,7 +152,10 @@ def _oauth_client() -> Any:
 def login() -> Response:
     client = _oauth_client()
     target = safe_next(request.args.get("next"))
-    response: Response = client.authorize_redirect(url_for("toucan.callback", _external=True))
+    try:  # the first login loads the provider's metadata: it may be down
+        response: Response = client.authorize_redirect(url_for("toucan.callback", _external=True))
+    except requests.RequestException:
+        raise UpstreamError("the identity provider is unreachable; try again") from None
     # Stored after authorize_redirect so the state and the target travel together.
     if target is not None:
         session[SESSION_NEXT] = target
@@ -236,28 +242,19 @@ def logout() -> Response:
 
 # ------------------------------------------------------------------- refresh
 def refresh_token() -> Response:
-    state = get_state()
-    config = state.config
     if request.method != "POST":
         response = jsonify({"error": "method_not_allowed", "message": "use POST"})
         response.status_code = 405
         response.headers["Allow"] = "POST"
         response.headers["Cache-Control"] = "no-store"
         return response
+    # Origin first (a cross-site request costs no store read), then the session record and
+    # the cached token in one store round trip (no mint yet: CSRF is checked before any).
     guards.check_same_origin(request.headers, request.host)
     kind, body_error = _refresh_kind()
     if kind is not None:
-        # Session record and cached token in one store round trip (no mint yet: CSRF first).
         page.load(page.current_page(), [kind], mint=False)
-    user = identity.current_user()
-    if user is None:
-        raise AuthenticationRequired("the session has ended; log in again")
-    sid = csrf.require(request.headers.get(config.csrf_header))
-    if state.limiter is not None and not state.limiter.hit(state.rate, "toucan-refresh", sid):
-        reset, _ = state.limiter.get_window_stats(state.rate, "toucan-refresh", sid)
-        raise RateLimited(
-            "too many token requests; slow down", retry_after=max(1, int(reset - time.time()) + 1)
-        )
+    user = checked_post("toucan-refresh", "too many token requests; slow down")
     if kind is None:
         assert body_error is not None
         raise body_error
@@ -271,7 +268,7 @@ def refresh_token() -> Response:
 def _refresh_kind() -> tuple[str | None, BadRequest | None]:
     """The kind asked for, or the error to answer once the session and CSRF checks passed."""
     try:
-        body = _small_json_body()
+        body = small_json_body()
         if not isinstance(body, dict) or set(body) - {"kind"}:
             raise BadRequest("the body must be a JSON object with only 'kind'")
         kind = body.get("kind", "dashboard")
@@ -299,12 +296,36 @@ def _refresh_token_for(kind: str, user: ToucanUser) -> EmbedToken:
 MAX_REFRESH_BODY = 1024
 
 
-def _small_json_body() -> Any:
-    """The refresh body: empty means ``{}``; anything else must be small, valid JSON."""
-    guards.check_body_headers(request.headers, MAX_REFRESH_BODY)
-    raw = request.stream.read(MAX_REFRESH_BODY + 1)  # bounded even without Content-Length
-    if len(raw) > MAX_REFRESH_BODY:
-        raise BadRequest(f"the body is larger than {MAX_REFRESH_BODY} bytes")
+def checked_post(bucket: str, slow_down: str) -> ToucanUser:
+    """What every state-changing JSON route checks first; returns the logged-in user.
+
+    In this order, so the cheapest refusal comes first and a refused request
+    costs no store read: same-origin headers (:mod:`guards`: a malformed
+    ``Origin`` is a 403, never a crash), a live login, the CSRF token bound to
+    it, then the per-session rate limit counted in ``bucket``.
+    """
+    state = get_state()
+    guards.check_same_origin(request.headers, request.host)
+    user = identity.current_user()
+    if user is None:
+        raise AuthenticationRequired("the session has ended; log in again")
+    sid = csrf.require(request.headers.get(state.config.csrf_header))
+    if state.limiter is not None and not state.limiter.hit(state.rate, bucket, sid):
+        reset, _ = state.limiter.get_window_stats(state.rate, bucket, sid)
+        raise RateLimited(slow_down, retry_after=max(1, int(reset - time.time()) + 1))
+    return user
+
+
+def small_json_body(max_bytes: int = MAX_REFRESH_BODY) -> Any:
+    """A JSON route's body: empty means ``{}``; anything else small, strict JSON.
+
+    The headers are checked first (:mod:`guards`), the read is bounded even
+    without ``Content-Length``, and ``NaN`` / ``Infinity`` are refused.
+    """
+    guards.check_body_headers(request.headers, max_bytes)
+    raw = request.stream.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise BadRequest(f"the body is larger than {max_bytes} bytes")
     if not raw.strip():
         return {}
     guards.check_json_content_type(request.headers)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import hypothesis
 import pytest
-from werkzeug.serving import BaseWSGIServer, make_server
+
+from flask_toucan.serving import ThreadedServer
 
 # One OpenID provider per run for every test directory (pytest-iam's own fixture,
 # overridden to drop the app context it keeps pushed; see oidc_fixtures).
@@ -34,41 +33,25 @@ CHROMIUM_ARGS = [
 ]
 
 
-@dataclass
-class LiveServer:
-    """A WSGI app served by werkzeug on a free loopback port, in a thread."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that drives Chromium is a ``browser`` test, marked or not.
 
-    server: BaseWSGIServer
-    thread: threading.Thread
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_port)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-        self.server.server_close()
-
-
-def start_live_server(app: Any, port: int = 0) -> LiveServer:
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    return LiveServer(server, thread)
+    Runs before the ``-m`` selection, so plain ``pytest`` (``-m 'not browser
+    and not slow'``, see pyproject.toml) never starts a browser by accident.
+    """
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture
-def live_server() -> Iterator[Callable[..., LiveServer]]:
-    """Factory: ``live_server(app)`` serves ``app`` until the test ends."""
-    started: list[LiveServer] = []
+def live_server() -> Iterator[Callable[..., ThreadedServer]]:
+    """Factory: ``live_server(app)`` serves ``app`` on a free loopback port until the test ends."""
+    started: list[ThreadedServer] = []
 
-    def factory(app: Any, port: int = 0) -> LiveServer:
-        srv = start_live_server(app, port)
+    def factory(app: Any, port: int = 0) -> ThreadedServer:
+        srv = ThreadedServer(app, "127.0.0.1", port).start()
         started.append(srv)
         return srv
 

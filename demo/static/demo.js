@@ -6,6 +6,8 @@
 // Counts on the monotonic clock, like the refresh script; never reads a token.
 
 const indicator = document.getElementById("token-indicator");
+const grantPanel = document.getElementById("grant");
+const grantExpires = grantPanel && grantPanel.querySelector("[data-grant-expires]");
 const text = indicator && indicator.querySelector(".token-text");
 const banner = document.getElementById("session-ended");
 
@@ -72,6 +74,21 @@ document.addEventListener("toucan:token-refreshed", (event) => {
   setState("refreshed");
   render();
   setTimeout(() => state === "refreshed" && (setState("fresh"), render()), 1500);
+});
+
+// The grant panel's "expires at": the server wrote the first token's expiry; a
+// background refresh of the panel's kind brings a new one. Shown as wall-clock
+// UTC (what the server wrote), computed from the relative expires_in.
+function utcTime(ms) {
+  return `${new Date(ms).toISOString().slice(11, 19)} UTC`;
+}
+
+document.addEventListener("toucan:token-refreshed", (event) => {
+  const detail = event.detail || {};
+  if (!grantExpires || typeof detail.expires_in !== "number") return;
+  if (detail.kind !== grantPanel.dataset.kind) return;
+  grantExpires.textContent = utcTime(Date.now() + detail.expires_in * 1000);
+  grantPanel.dataset.refreshes = String((parseInt(grantPanel.dataset.refreshes, 10) || 0) + 1);
 });
 
 document.addEventListener("toucan:refresh-failed", (event) => {

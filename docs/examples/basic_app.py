@@ -1,7 +1,17 @@
 """Basic usage: OpenID Connect login through Authlib, api mode, two mappers.
 
-Run against the sandbox:  python -m flask_toucan.sandbox  (prints a URL and an API key), then
-TOUCAN_BASE_URL=... TOUCAN_API_KEY=... OIDC_METADATA_URL=... flask --app docs/examples/basic_app run
+Run it offline, from the repository root, in three terminals
+(``pip install -e '.[demo]'``):
+
+    python -m flask_toucan.sandbox    # a stand-in for Toucan: prints TOUCAN_API_KEY
+    python -m demo.provider           # the demo's OpenID provider: prints OIDC_CLIENT_SECRET
+    TOUCAN_API_KEY=<key> OIDC_CLIENT_SECRET=<secret> flask --app docs/examples/basic_app run
+
+then open http://127.0.0.1:5000/, log in as alice / alice-demo-pass (the provider prints
+the other users). The defaults below are those two servers' default addresses; against
+your own provider and Toucan instance set TOUCAN_BASE_URL, OIDC_METADATA_URL and
+OIDC_CLIENT_ID too. Its users' tenant is a group named ``org:<id>`` (scope ``groups``), the
+region the standard ``address`` claim: see docs/demo.md.
 """
 
 from __future__ import annotations
@@ -27,19 +37,21 @@ oauth.register(
     ),
     client_id=os.environ.get("OIDC_CLIENT_ID", "my-client"),
     client_secret=os.environ.get("OIDC_CLIENT_SECRET", "set-me"),
-    client_kwargs={"scope": "openid email profile"},
+    client_kwargs={"scope": "openid email profile groups address"},
 )
 toucan = Toucan(app, oauth=oauth)
 
 
 @toucan.attribute("organization_id")
 def organization(user):
-    return user["org"]  # a missing claim is a refusal: no token without a tenant
+    # Exactly one "org:<id>" group; None is a refusal: no token without a tenant.
+    orgs = [g[4:] for g in user.get("groups", []) if g.startswith("org:")]
+    return orgs[0] if len(orgs) == 1 else None
 
 
 @toucan.attribute("region")
 def region(user):
-    return user.get("region")
+    return (user.get("address") or {}).get("region")
 
 
 @toucan.permissions

@@ -5,7 +5,12 @@ Self-hosted Toucan (docs-v3) exchanges the signed JWT at its realm token endpoin
 reaches the page. Without TOUCAN_EXCHANGE_URL the JWT itself goes to the page
 ("signed-direct"), which no Toucan product accepts: the sandbox and tests only.
 
-Generate a key once:  flask --app docs/examples/signed_mode toucan keygen --out toucan-signing.pem
+Generate a key once, then run it (from the repository root)::
+
+    flask --app docs/examples/signed_mode toucan keygen --out toucan-signing.pem
+    flask --app docs/examples/signed_mode run
+
+http://127.0.0.1:5000/toucan/.well-known/jwks.json then publishes the public key.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,11 +23,10 @@ ORGANIZATIONS = (
     ("initech", "Initech Ltd"),
 )
 REGIONS = ("emea", "amer", "apac")
+#: How the dashboards show the region codes (as a Toucan dashboard shows a column's labels).
+REGION_LABELS = {"emea": "EMEA", "amer": "Americas", "apac": "Asia-Pacific"}
 PRODUCTS = ("anvils", "rockets", "magnets", "springs", "gadgets", "widgets")
 MONTHS = tuple(f"2024-{m:02d}" for m in range(1, 13))
-
-#: Columns of ``sales``; rules and queries may only name these.
-SALES_COLUMNS = ("id", "organization_id", "region", "product", "month", "amount", "units")
 
 SCHEMA = """
 CREATE TABLE organizations (id TEXT PRIMARY KEY, name TEXT NOT NULL);
@@ -44,12 +43,14 @@ CREATE INDEX sales_org_region ON sales (organization_id, region);
 """
 
 
-def sample_rows(seed: int = SEED, count: int = ROW_COUNT) -> list[tuple[int, str, str, str, str, int, int]]:
+def sample_rows(
+    seed: int = SEED, count: int = ROW_COUNT, organizations: Sequence[tuple[str, str]] = ORGANIZATIONS
+) -> list[tuple[int, str, str, str, str, int, int]]:
     """The deterministic ``sales`` rows (amounts are whole currency units: exact sums)."""
     rng = random.Random(seed)  # noqa: S311 - sample data, not a secret
     rows = []
     for i in range(1, count + 1):
-        org = rng.choice(ORGANIZATIONS)[0]
+        org = rng.choice(organizations)[0]
         units = rng.randint(1, 40)
         rows.append(
             (
@@ -65,24 +66,43 @@ def sample_rows(seed: int = SEED, count: int = ROW_COUNT) -> list[tuple[int, str
     return rows
 
 
-def create_database(path: str, seed: int = SEED, count: int = ROW_COUNT) -> None:
-    """Write the sample data set to ``path`` (replacing a partial file)."""
+def create_database(
+    path: str,
+    seed: int = SEED,
+    count: int = ROW_COUNT,
+    organizations: Sequence[tuple[str, str]] = ORGANIZATIONS,
+    rows: Sequence[tuple[str, str, str, str, int, int]] | None = None,
+) -> None:
+    """Write a data set to ``path`` (replacing a partial file).
+
+    ``organizations``: ``(id, name)`` pairs; ``rows``: the ``sales`` rows without
+    their id (numbered from 1), or ``None`` for ``count`` sample rows over those
+    organisations.
+    """
+    if rows is None:
+        sales = sample_rows(seed, count, organizations)
+    else:
+        sales = [(i, *row) for i, row in enumerate(rows, start=1)]
     tmp = f"{path}.tmp-{os.getpid()}"
     if os.path.exists(tmp):
         os.unlink(tmp)
     conn = sqlite3.connect(tmp)
     try:
         conn.executescript(SCHEMA)
-        conn.executemany("INSERT INTO organizations VALUES (?, ?)", ORGANIZATIONS)
-        conn.executemany("INSERT INTO sales VALUES (?, ?, ?, ?, ?, ?, ?)", sample_rows(seed, count))
+        conn.executemany("INSERT INTO organizations VALUES (?, ?)", organizations)
+        conn.executemany("INSERT INTO sales VALUES (?, ?, ?, ?, ?, ?, ?)", sales)
         conn.commit()
     finally:
         conn.close()
     os.replace(tmp, path)
 
 
-def ensure_database(path: str) -> None:
-    """Create the sample data set unless ``path`` already holds a ``sales`` table."""
+def ensure_database(
+    path: str,
+    organizations: Sequence[tuple[str, str]] = ORGANIZATIONS,
+    rows: Sequence[tuple[str, str, str, str, int, int]] | None = None,
+) -> None:
+    """Create the data set (see :func:`create_database`) unless ``path`` already holds a ``sales`` table."""
     if os.path.exists(path):
         conn = sqlite3.connect(_read_only_uri(path), uri=True)
         try:
@@ -93,7 +113,7 @@ def ensure_database(path: str) -> None:
             conn.close()
         if found:
             return
-    create_database(path)
+    create_database(path, organizations=organizations, rows=rows)
 
 
 def _read_only_uri(path: str) -> str:

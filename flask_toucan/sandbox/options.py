@@ -15,8 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..exceptions import ConfigurationError
+from .data import ORGANIZATIONS
 from .faults import check_reject
 from .rls import DEFAULT_RULES, RuleNode
+from .tenants import SalesRow, Tenant, parse_sales, parse_tenants
 
 #: Attribute name -> type. Types: ``string``, ``number``, ``boolean``,
 #: ``list[string]``, ``list[number]``. What Toucan calls "declared token attributes".
@@ -47,7 +49,9 @@ class SandboxOptions:
     api_key: str = ""  # empty: a random one is generated
     token_lifetime: int = 3600
     origins: tuple[str, ...] = DEFAULT_ORIGINS
-    data_file: str | None = None  # None: a temporary file removed at stop()
+    # None: a file in the temp directory named after the data set, created once and
+    # shared by every sandbox of that data set (kept after stop(): it is a cache).
+    data_file: str | None = None
     host_jwks_url: str | None = None
     issuer: str | None = None  # default: the origin of host_jwks_url
     audience: str = "toucan-sandbox"
@@ -67,6 +71,10 @@ class SandboxOptions:
     retry_after: int = 1
     fault_seed: int = 0
     reject: Mapping[str, Any] | None = None  # {"status": 403, "code": "NO_ACTIVE_SUBSCRIPTION"}
+    # Your own data set (see tenants.py): organisations as (id, name) pairs, and
+    # optionally the exact sales rows; None: the sample organisations / sample rows.
+    tenants: tuple[Tenant, ...] | None = None
+    sales: tuple[SalesRow, ...] | None = None
 
     def __repr__(self) -> str:  # secrets never appear in a repr or a log line
         shown = ", ".join(
@@ -89,6 +97,11 @@ class SandboxOptions:
             values["origins"] = tuple(values["origins"]) or DEFAULT_ORIGINS
         if "roles" in values:
             values["roles"] = tuple(values["roles"])
+        if "tenants" in values:
+            values["tenants"] = parse_tenants(values["tenants"])
+        if "sales" in values:
+            tenant_ids = [t[0] for t in values.get("tenants") or ORGANIZATIONS]
+            values["sales"] = parse_sales(values["sales"], tenant_ids)
         opts = cls(**values)
         opts._check()
         if opts.host_jwks_url and not opts.issuer:

@@ -19,7 +19,7 @@ declared ``optional``; then, and only then, it is dropped. Wildcard values
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +77,6 @@ class Rule:
     def any_of(*rules: RuleNode) -> Group:
         return Group("OR", tuple(rules))
 
-    def attributes(self) -> set[str]:
-        return {self.attribute} if self.attribute else set()
-
     def compile(self, attrs: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
         """``(sql, params)``, or ``None`` when an optional rule does not apply."""
         col = f'"{self.column}"'
@@ -115,12 +112,6 @@ class Group:
     joiner: str
     rules: tuple[RuleNode, ...]
 
-    def attributes(self) -> set[str]:
-        out: set[str] = set()
-        for rule in self.rules:
-            out |= rule.attributes()
-        return out
-
     def compile(self, attrs: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
         parts: list[str] = []
         params: list[Any] = []
@@ -153,16 +144,6 @@ def where_clause(
     if compiled is None:
         return "1", []
     return compiled
-
-
-def columns_of(rules: Sequence[RuleNode]) -> set[str]:
-    out: set[str] = set()
-    for node in rules:
-        if isinstance(node, Rule):
-            out.add(node.column)
-        else:
-            out |= columns_of(node.rules)
-    return out
 
 
 #: The sample data set's rules. A tenant sees its own organisation's rows only;

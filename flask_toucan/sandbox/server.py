@@ -7,11 +7,11 @@ test needs without HTTP round-trips: ``stats``, ``set_faults``,
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import WSGIRequestHandler
 
+from ..serving import ThreadedServer
 from .auth_api import introspection, reset_state
 from .grants import grant_from_request
 from .state import SandboxState, get_state
@@ -42,8 +42,7 @@ class SandboxServer:
         self.app = create_app(**options)
         self.host = host
         self._port = port
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
 
     def __repr__(self) -> str:
         return f"SandboxServer(url={self.url if self._server else None!r})"
@@ -54,24 +53,20 @@ class SandboxServer:
 
     # -- life cycle ---------------------------------------------------------
     def bind(self) -> SandboxServer:
-        """Open the listening socket (so ``.url`` is known) without serving yet."""
+        """Open the listening socket (so ``.url`` is known) without serving yet.
+
+        A taken port is an ``OSError`` (never werkzeug's exit of the process).
+        """
         if self._server is None:
-            self._server = make_server(
-                self.host, self._port, self.app, threaded=True, request_handler=_Handler
+            self._server = ThreadedServer(
+                self.app, self.host, self._port, name="toucan-sandbox", request_handler=_Handler
             )
         return self
 
     def start(self) -> SandboxServer:
-        if self._thread is None:
-            self.bind()
-            assert self._server is not None
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="toucan-sandbox",
-                daemon=True,
-            )
-            self._thread.start()
+        self.bind()
+        assert self._server is not None
+        self._server.start()
         return self
 
     def serve_forever(self) -> None:
@@ -81,17 +76,13 @@ class SandboxServer:
         try:
             self._server.serve_forever()
         finally:
-            self._server.server_close()
+            self.stop()
 
     def stop(self) -> None:
         if self._server is not None:
-            if self._thread is not None:
-                self._server.shutdown()
-                self._thread.join(timeout=10)
-            self._server.server_close()
+            self._server.stop()
         _close_mcp(self.app)
         self._server = None
-        self._thread = None
 
     def __enter__(self) -> SandboxServer:
         return self.start()
@@ -104,12 +95,13 @@ class SandboxServer:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("the sandbox is not started")
-        return int(self._server.server_port)
+        return self._server.port
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        if self._server is None:
+            raise RuntimeError("the sandbox is not started")
+        return self._server.url
 
     @property
     def api_key(self) -> str:

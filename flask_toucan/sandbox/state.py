@@ -14,10 +14,11 @@ from typing import Any
 from flask import Flask, current_app
 
 from .codec import TokenCodec
-from .data import ROW_COUNT, SEED, ensure_database
+from .data import ORGANIZATIONS, ROW_COUNT, SEED, ensure_database
 from .faults import Faults, Stats
 from .hostkeys import HostKeys, SeenJti
 from .options import SandboxOptions
+from .tenants import data_set_digest
 
 EXTENSION_KEY = "toucan_sandbox"
 DATA_VERSION = 1
@@ -39,10 +40,14 @@ class SandboxState:
 
     @classmethod
     def from_options(cls, options: SandboxOptions) -> SandboxState:
+        organizations = options.tenants or ORGANIZATIONS
+        data_set = f"{SEED}-{ROW_COUNT}"
+        if options.tenants is not None or options.sales is not None:
+            data_set = data_set_digest(organizations, options.sales)
         data_file = options.data_file or os.path.join(
-            tempfile.gettempdir(), f"flask-toucan-sandbox-v{DATA_VERSION}-{SEED}-{ROW_COUNT}.sqlite3"
+            tempfile.gettempdir(), f"flask-toucan-sandbox-v{DATA_VERSION}-{data_set}.sqlite3"
         )
-        ensure_database(data_file)
+        ensure_database(data_file, organizations, options.sales)
         state = cls(options=options, data_file=data_file)
         state.faults.update(
             latency_ms=options.latency_ms,

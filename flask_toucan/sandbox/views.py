@@ -12,6 +12,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from .data import REGION_LABELS
+
 
 @dataclass(frozen=True)
 class View:
@@ -22,12 +24,15 @@ class View:
     group_by: tuple[str, ...]
     chart_by: str
     kind: str  # "dashboard" or "chart"
+    # Charted by this column instead when ``chart_by`` has a single value in scope
+    # (one region: a bar per month says more than one bar).
+    chart_fallback: str | None = None
 
 
 DASHBOARDS: dict[str, View] = {
     "sales-overview": View("sales-overview", "Sales overview", ("month", "product"), "month", "dashboard"),
     "regional-performance": View(
-        "regional-performance", "Regional performance", ("region",), "region", "dashboard"
+        "regional-performance", "Regional performance", ("region",), "region", "dashboard", "month"
     ),
 }
 CHARTS: dict[str, View] = {
@@ -46,19 +51,32 @@ def run_view(conn: sqlite3.Connection, view: View, where: str, params: list[Any]
         params,
     ).fetchall()
     table = [{"id": "|".join(str(r[c]) for c in view.group_by), **{k: r[k] for k in r.keys()}} for r in rows]
+    chart_by = view.chart_by
     points: dict[str, int] = {}
     for r in rows:
-        points[str(r[view.chart_by])] = points.get(str(r[view.chart_by]), 0) + int(r["amount"])
+        points[str(r[chart_by])] = points.get(str(r[chart_by]), 0) + int(r["amount"])
+    if len(points) == 1 and view.chart_fallback:
+        chart_by = view.chart_fallback
+        points = {
+            str(label): int(amount)
+            for label, amount in conn.execute(
+                f'SELECT "{chart_by}", SUM(amount) FROM sales WHERE {where} '  # noqa: S608
+                f'GROUP BY "{chart_by}" ORDER BY "{chart_by}"',
+                params,
+            )
+        }
     source_rows = sum(int(r["orders"]) for r in rows)
     return {
         "columns": [*view.group_by, "amount", "units", "orders"],
         "rows": table,
         "chart": {
             "type": "bar",
-            "label": view.chart_by,
+            "label": chart_by,
             "value": "amount",
             "points": [{"label": k, "value": v} for k, v in points.items()],
         },
+        # Display names of coded values, per column (the codes stay in rows and points).
+        "labels": {"region": dict(REGION_LABELS)},
         "source_row_count": source_rows,
     }
 

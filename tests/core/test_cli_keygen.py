@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.integration]
 
 def documented_command() -> list[str]:
     """The keygen command line written in the example's docstring."""
-    match = re.search(r"Generate a key once:\s+(flask .+)", EXAMPLE.read_text())
+    match = re.search(r"^\s*(flask --app \S+ toucan keygen .+)$", EXAMPLE.read_text(), re.M)
     assert match, "the example no longer documents its keygen command"
     return shlex.split(match.group(1))
 

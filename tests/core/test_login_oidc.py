@@ -447,8 +447,14 @@ def test_callback_with_foreign_iss_parameter_refused(monkeypatch):
     app = Flask("mixup")
     app.config.update(SECRET_KEY="k" * 32, TOUCAN_BASE_URL="http://127.0.0.1:9", TOUCAN_API_KEY="x")
     oauth = OAuth(app)
-    oauth.register("idp", client_id="c", client_secret="s", client_kwargs={"scope": "openid"},
-                   authorize_url="http://127.0.0.1:9/a", access_token_url="http://127.0.0.1:9/t")
+    oauth.register(
+        "idp",
+        client_id="c",
+        client_secret="s",
+        client_kwargs={"scope": "openid"},
+        authorize_url="http://127.0.0.1:9/a",
+        access_token_url="http://127.0.0.1:9/t",
+    )
     Toucan(app, oauth=oauth)
     client = oauth.create_client("idp")
     monkeypatch.setattr(client, "load_server_metadata", lambda: {"issuer": "https://idp.example"})

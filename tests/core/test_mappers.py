@@ -7,8 +7,6 @@ from flask_toucan.keys import load_signing_key
 
 from .helpers import make_app, rsa_pem, signed_config
 
-ORGS = {"alice": "acme"}
-
 
 def signed_app(toucan=None, **extra):
     return make_app(toucan, **signed_config(**extra))

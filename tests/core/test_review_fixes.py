@@ -68,15 +68,25 @@ def test_unexpected_http_client_error_is_upstream_error_without_secret(monkeypat
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"kind": []}', b'{"kind": {}}', b'{"kind": 1}', b"[" * 100_000 + b"]" * 100_000,
-     b'{"kind": "dashboard"' + b" " * 5000 + b"}", b"{not json"],
+    [
+        b'{"kind": []}',
+        b'{"kind": {}}',
+        b'{"kind": 1}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"kind": "dashboard"' + b" " * 5000 + b"}",
+        b"{not json",
+    ],
 )
 def test_refresh_bad_bodies_get_json_400(body):
     app, _ = make_app(**signed_config(TOUCAN_RATE_LIMIT=None))
     app.test_client_class = ToucanTestClient
     client = app.test_client(user={"sub": "alice", "iss": "i", "org": "acme"})
-    r = client.post("/toucan/token", data=body, content_type="application/json",
-                    headers={"X-Toucan-CSRF": client.csrf_token})
+    r = client.post(
+        "/toucan/token",
+        data=body,
+        content_type="application/json",
+        headers={"X-Toucan-CSRF": client.csrf_token},
+    )
     assert r.status_code == 400 and r.is_json and r.get_json()["error"] == "bad_request"
     ok = client.post("/toucan/token", data=b"", headers={"X-Toucan-CSRF": client.csrf_token})
     assert ok.status_code == 200  # an empty body still means the default kind

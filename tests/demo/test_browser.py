@@ -6,7 +6,6 @@ One demo stack per module (``demo_stack``), started with the same code as
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any
@@ -15,17 +14,13 @@ import pytest
 
 from demo.users import find_user
 
-from .conftest import TOKEN_LIFETIME, count_rows, expected_rows
+from .helpers import TOKEN_LIFETIME, count_rows, expected_rows, no_csp_violations, shot, wait_ready
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
 ALICE = find_user("alice")  # acme, emea, analyst
 DAVE = find_user("dave")  # globex, emea, viewer
 ERIN = find_user("erin")  # globex, amer, analyst
-
-
-def shot(page: Any, artifacts_dir: str, name: str) -> None:
-    page.screenshot(path=os.path.join(artifacts_dir, f"demo-{name}.png"), full_page=True)
 
 
 def dashboard_rows(page: Any, dashboard_id: str) -> dict[str, dict[str, int]]:
@@ -42,10 +37,6 @@ def dashboard_rows(page: Any, dashboard_id: str) -> dict[str, dict[str, int]]:
     )
 
 
-def wait_ready(page: Any, selector: str) -> None:
-    page.wait_for_selector(f"{selector}[data-state='ready']", timeout=10_000)
-
-
 def poll(page: Any, predicate: str, timeout: float) -> None:
     """``page.wait_for_function`` evaluates strings with eval(), which the demo's CSP forbids."""
     deadline = time.monotonic() + timeout
@@ -53,10 +44,6 @@ def poll(page: Any, predicate: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
         page.wait_for_timeout(100)
-
-
-def no_csp_violations(page: Any) -> None:
-    assert page.evaluate("window.__csp") == []
 
 
 def test_sign_in_page_lists_demo_users(visitor: Any, artifacts_dir: str) -> None:

@@ -188,7 +188,7 @@ def test_external_provider_and_toucan_are_used_instead_of_local_ones(toucan_sand
     import requests
 
     from demo.provider import ClientRegistration, ProviderServer
-    from demo.serving import listen
+    from flask_toucan.serving import listen
 
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
@@ -236,3 +236,14 @@ def test_token_pages_send_the_security_headers(portal: Any) -> None:
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     csp = resp.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp and re.search(r"script-src 'self' 'nonce-[\w-]+'", csp)
+
+
+def test_unknown_page_is_the_portals_error_page() -> None:
+    app = create_app(base_config())
+    resp = app.test_client().get("/no-such-page")
+    assert resp.status_code == 404 and resp.mimetype == "text/html"
+    page = resp.get_data(as_text=True)
+    assert "data-error-page" in page and "Page not found" in page and "Toucan analytics portal" in page
+    assert "Werkzeug" not in page and "The requested URL was not found" not in page
+    wrong = app.test_client().post("/overview")
+    assert wrong.status_code == 405 and "data-error-page" in wrong.get_data(as_text=True)

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from ..conftest import start_live_server
+from flask_toucan.serving import ThreadedServer
+
 from ..core.helpers import rsa_pem
 from ..core.transport_server import send, start_stub, token_body
-from .conftest import API_KEY, make_host
+from .helpers import API_KEY, make_host
 
 pytestmark = [pytest.mark.integration]
 
@@ -96,7 +97,7 @@ def test_live_check_reports_a_permanent_refusal_and_clock_skew():
 
 def test_live_check_in_signed_mode_reports_the_exchange(toucan_sandbox_factory):
     holder: dict[str, Any] = {}
-    host = start_live_server(lambda environ, start: holder["app"](environ, start))
+    host = ThreadedServer(lambda environ, start: holder["app"](environ, start)).start()
     try:
         sandbox = toucan_sandbox_factory(host_jwks_url=f"{host.url}/toucan/.well-known/jwks.json")
         holder["app"] = app = make_host(

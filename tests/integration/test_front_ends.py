@@ -14,11 +14,11 @@ import requests
 
 from flask_toucan import UpstreamError
 from flask_toucan.extension import get_state
+from flask_toucan.serving import ThreadedServer
 from flask_toucan.user import ToucanUser
 
-from ..conftest import start_live_server
 from ..core.helpers import rsa_pem
-from .conftest import API_KEY, auth_tokens, make_host, render_page
+from .helpers import API_KEY, auth_tokens, make_host, render_page
 
 pytestmark = [pytest.mark.integration]
 
@@ -127,7 +127,7 @@ def test_signed_exchange_through_nginx_tls(toucan_sandbox_factory, nginx_factory
     The realm token endpoint, with client authentication (the client secret).
     """
     holder: dict[str, Any] = {}
-    host = start_live_server(lambda environ, start: holder["app"](environ, start))
+    host = ThreadedServer(lambda environ, start: holder["app"](environ, start)).start()
     try:
         sandbox = toucan_sandbox_factory(
             host_jwks_url=f"{host.url}/toucan/.well-known/jwks.json", audience="toucan-sandbox"

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from flask_toucan.components import ComponentOptionError
 
-from .conftest import API_KEY, SECRET_KEY, make_host
+from .helpers import API_KEY, SECRET_KEY, make_host
 from .test_macros import ALICE, IMPORT, Elements
 
 PAYLOAD = 'x" onmouseover="window.__pwned=1" data-pwned="1'

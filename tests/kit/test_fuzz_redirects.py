@@ -21,7 +21,7 @@ from flask_toucan import Toucan
 from flask_toucan.test_client import ToucanTestClient
 from flask_toucan.views import SESSION_NEXT
 
-from .conftest import API_KEY, SECRET_KEY
+from .helpers import API_KEY, SECRET_KEY
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 AUTHORIZE = "http://127.0.0.1:9/authorize"

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from flask_toucan.test_client import ToucanTestClient
 
-from .conftest import API_KEY, SECRET_KEY
+from .helpers import API_KEY, SECRET_KEY
 
 FUZZ = settings(
     max_examples=150,

@@ -211,7 +211,7 @@ def test_null_origin_passes_only_with_same_origin_fetch_metadata(host, toucan_sa
 def test_refresh_works_under_no_referrer_with_a_real_origin(browser, toucan_sandbox_factory, live_server):
     from flask import request
 
-    from .conftest import API_KEY, make_host
+    from .helpers import API_KEY, make_host
     from .test_browser import TTL, Watch, wait_until
 
     sandbox = toucan_sandbox_factory(api_key=API_KEY, token_lifetime=TTL)

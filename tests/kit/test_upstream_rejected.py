@@ -26,7 +26,7 @@ from flask_toucan.exceptions import UpstreamError, UpstreamRejected
 from flask_toucan.minting import MintRequest
 from flask_toucan.test_client import ToucanTestClient
 
-from .conftest import API_KEY, make_host
+from .helpers import API_KEY, make_host
 from .test_browser import TTL, Watch, events, open_page, wait_until
 from .test_escaping import Elements
 from .test_refresh_endpoint import client_for

@@ -1,8 +1,10 @@
-"""Fixtures for the MCP tests: a sandbox that speaks MCP and a host app on it."""
+"""Fixtures of this folder; the plain helpers are in helpers.py.
+
+Fixtures for the MCP tests: a sandbox that speaks MCP and a host app on it.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,39 +14,8 @@ from flask import Flask
 
 from flask_toucan import Toucan
 from flask_toucan.sandbox.mcp_server import McpEndpoint, endpoint_of
-from flask_toucan.test_client import ToucanTestClient
 
-ACME = {"sub": "alice", "iss": "https://idp.test", "org": "acme"}
-GLOBEX = {"sub": "bob", "iss": "https://idp.test", "org": "globex"}
-NO_AI = {"sub": "carol", "iss": "https://idp.test", "org": "acme", "no_ai": True}
-
-
-def make_app(base_url: str, api_key: str, **config: Any) -> tuple[Flask, Toucan]:
-    app = Flask(__name__)
-    app.config.update(
-        {
-            "SECRET_KEY": "test-secret",
-            "TOUCAN_BASE_URL": base_url,
-            "TOUCAN_API_KEY": api_key,
-            "TOUCAN_ASSISTANT_ROUTE": True,
-            **config,
-        }
-    )
-    app.test_client_class = ToucanTestClient
-    toucan = Toucan(app)
-
-    @toucan.attribute("organization_id")
-    def organization(user: Any) -> Any:
-        return user.claims.get("org")
-
-    @toucan.permissions
-    def permissions(user: Any) -> dict[str, dict[str, bool]]:
-        perms = {"dashboard": {"can_view": True}}
-        if not user.claims.get("no_ai"):
-            perms["ai"] = {"can_query": True}
-        return perms
-
-    return app, toucan
+from .helpers import make_app
 
 
 @pytest.fixture
@@ -69,11 +40,3 @@ def as_user(host: tuple[Flask, Toucan]) -> Callable[[dict[str, Any]], Any]:
             yield toucan
 
     return login
-
-
-def sql(data_file: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(data_file)
-    try:
-        return [tuple(r) for r in conn.execute(query, params).fetchall()]
-    finally:
-        conn.close()

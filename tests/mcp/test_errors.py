@@ -13,7 +13,7 @@ from flask_toucan.exceptions import PermissionDenied, UpstreamError, UpstreamRej
 from flask_toucan.signals import token_issued
 from flask_toucan.tokens import EmbedToken, utc_from_timestamp
 
-from .conftest import ACME, NO_AI, make_app
+from .helpers import ACME, NO_AI, make_app
 
 pytestmark = pytest.mark.integration
 

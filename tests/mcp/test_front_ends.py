@@ -7,7 +7,7 @@ import trustme
 
 from tests.integration.frontends import start_nginx, start_tinyproxy
 
-from .conftest import ACME, make_app
+from .helpers import ACME, make_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import pytest
 
 from flask_toucan.exceptions import BadRequest, PermissionDenied, UpstreamError, UpstreamRejected
 
-from .conftest import ACME, GLOBEX, make_app, sql
+from .helpers import ACME, GLOBEX, make_app, sql
 
 pytestmark = pytest.mark.integration
 

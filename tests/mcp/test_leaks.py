@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from .conftest import ACME, GLOBEX, sql
+from .helpers import ACME, GLOBEX, sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

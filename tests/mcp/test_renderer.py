@@ -10,7 +10,7 @@ from flask import render_template_string
 
 from flask_toucan.components import ComponentOptionError
 
-from .conftest import make_app
+from .helpers import make_app
 
 MACRO = '{% from "toucan/components.html" import tc_result_renderer %}'
 HOSTILE = "</script><script>alert(1)</script><!-- ' \" & \u2028"

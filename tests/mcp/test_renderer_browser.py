@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import g, render_template_string
 
-from .conftest import ACME, make_app
+from .helpers import ACME, make_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 

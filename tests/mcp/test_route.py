@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ACME, GLOBEX, NO_AI, make_app, sql
+from .helpers import ACME, GLOBEX, NO_AI, make_app, sql
 
 pytestmark = pytest.mark.integration
 
@@ -15,6 +15,26 @@ def post(client, body, *, csrf=True, **headers):
     if csrf:
         headers["X-Toucan-CSRF"] = client.csrf_token
     return client.post(URL, json=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://["},
+        {"Origin": "http://[::1"},
+        {"Origin": "http://a]b"},
+        {"Referer": "http://["},
+        {"Sec-Fetch-Mode": "navigate"},
+        {"Sec-Fetch-Dest": "document"},
+    ],
+)
+def test_route_malformed_or_navigational_headers_are_403_json_never_500(host, headers):
+    """The same header guards as the refresh endpoint (a bad Origin used to crash urlsplit)."""
+    app, _ = host
+    with app.test_client(user=ACME) as client:
+        r = post(client, {"question": "x"}, **headers)
+        assert r.status_code == 403 and r.is_json and r.get_json()["error"] == "csrf_failed"
+        assert r.headers["Cache-Control"] == "no-store"
 
 
 def test_route_answers_with_the_envelope(host, toucan_sandbox):

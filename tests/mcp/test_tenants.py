@@ -11,7 +11,7 @@ from flask_toucan.assistant import AssistantSession
 from flask_toucan.exceptions import PermissionDenied, UpstreamRejected
 from flask_toucan.tokens import EmbedToken, utc_from_timestamp
 
-from .conftest import ACME, GLOBEX, sql
+from .helpers import ACME, GLOBEX, sql
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask, request
 from markupsafe import Markup, escape
 
-from .conftest import mint, sql
+from .helpers import mint, sql
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 

@@ -19,7 +19,7 @@ from flask import Flask
 from flask_toucan import Toucan, UpstreamError
 from flask_toucan.user import ToucanUser
 
-from .conftest import token_request
+from .helpers import token_request
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from flask_toucan.sandbox import Rule, create_app, grants, where_clause
 from flask_toucan.sandbox.rls import MissingAttribute
 from tests.waiting import FakeClock
 
-from .conftest import ALL, sql
+from .helpers import ALL, sql
 
 LOOPBACK = "http://127.0.0.1:5000"
 
@@ -16,7 +16,7 @@ LOOPBACK = "http://127.0.0.1:5000"
 def issue(state, attributes, permissions=None, lifetime=None):
     from flask_toucan.sandbox.grants import grant_from_request
 
-    from .conftest import token_request
+    from .helpers import token_request
 
     grant = grant_from_request(
         token_request(attributes, permissions),
@@ -292,3 +292,28 @@ def test_custom_rules_apply(app_client):
         got["row_count"]
         == sql(state.data_file, "SELECT COUNT(*) FROM sales WHERE region IN ('emea', 'apac')")[0][0]
     )
+
+
+def test_one_region_in_scope_charts_by_month_and_regions_carry_labels(app_client):
+    _, client, state = app_client
+    one = get(
+        client,
+        "/api/v1/dashboards/regional-performance",
+        issue(state, {"organization_id": "acme", "region": "emea"}, ALL),
+    )
+    data = one.get_json()
+    assert [r["id"] for r in data["rows"]] == ["emea"]  # the table stays by region
+    assert data["chart"]["label"] == "month" and len(data["chart"]["points"]) == 12
+    expected = dict(
+        sql(
+            state.data_file,
+            "SELECT month, SUM(amount) FROM sales"
+            " WHERE organization_id='acme' AND region='emea' GROUP BY month",
+        )
+    )
+    assert {p["label"]: p["value"] for p in data["chart"]["points"]} == expected
+    assert data["labels"]["region"]["emea"] == "EMEA"
+    every = get(
+        client, "/api/v1/dashboards/regional-performance", issue(state, {"organization_id": "acme"}, ALL)
+    ).get_json()
+    assert every["chart"]["label"] == "region" and len(every["chart"]["points"]) == 3

@@ -24,7 +24,7 @@ from flask_toucan.keys import KeySet, generate_private_key_pem, load_key_set
 from flask_toucan.sandbox import hostkeys
 from tests.waiting import FakeClock
 
-from .conftest import sql
+from .helpers import sql
 
 pytestmark = pytest.mark.integration
 

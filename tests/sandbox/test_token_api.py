@@ -10,7 +10,7 @@ import requests
 
 from flask_toucan.sandbox import create_app
 
-from .conftest import mint, token_request
+from .helpers import mint, token_request
 
 ATTRS = {"organization_id": "acme", "region": "emea", "roles": ["analyst"], "groups": ["sales"]}
 

@@ -36,10 +36,21 @@ tc-dashboard[data-theme="dark"], tc-ai-assistant[data-theme="dark"] { background
 .tc-table td.tc-num { text-align: right; font-variant-numeric: tabular-nums; }
 .tc-message { padding: 8px; border-radius: 6px; background: rgba(128,128,128,.12); }
 .tc-message.tc-error { background: #ffebe9; color: #82071e; }
-.tc-form { display: flex; gap: 6px; margin: 8px 0; }
-.tc-form input { flex: 1; padding: 4px 8px; }
+.tc-form { display: flex; gap: 8px; margin: 8px 0; }
+.tc-form input { flex: 1; min-width: 0; padding: 8px 10px; font: inherit; color: inherit;
+  background: transparent; border: 1px solid #d0d7de; border-radius: 6px; }
+.tc-form input:focus { outline: 2px solid #2f81f7; outline-offset: 1px; border-color: #2f81f7; }
+.tc-form button, .tc-suggestions button { font: inherit; cursor: pointer; border-radius: 6px; }
+.tc-form button { padding: 8px 16px; font-weight: 600; color: #fff; background: #2f81f7; border: 1px solid #2f81f7; }
+.tc-form button:hover { background: #1f6feb; }
 .tc-answers { margin: 0; padding-left: 18px; }
-.tc-suggestions button { margin: 2px; font-size: 12px; }
+.tc-suggestions { display: flex; flex-wrap: wrap; gap: 6px; margin: 4px 0 8px; }
+.tc-suggestions button { padding: 4px 10px; font-size: 12px; color: #0969da; background: #ddf4ff; border: 1px solid transparent; }
+.tc-suggestions button:hover { border-color: #54aeff; }
+[data-theme="dark"] .tc-form input { border-color: #30363d; }
+[data-theme="dark"] .tc-suggestions button { background: #132339; color: #79c0ff; }
+.tc-question { font-weight: 600; }
+.tc-answers li { margin: 6px 0; }
 `;
 
 let styleInstalled = false;
@@ -235,7 +246,10 @@ class TcDashboard extends ToucanElement {
     const columns = Array.isArray(data.columns) ? data.columns : [];
     const frag = document.createDocumentFragment();
     frag.append(this._header(data.title || "", data.tenant));
-    frag.append(this._chart(data.chart));
+    // Display names of coded values (region "emea" -> "EMEA"); the codes stay in data-* attributes.
+    const labels = data.labels && typeof data.labels === "object" ? data.labels : {};
+    const shown = (col, v) => (labels[col] && Object.hasOwn(labels[col], v) ? labels[col][v] : v);
+    frag.append(this._chart(data.chart, shown));
     const table = el("table", { class: "tc-table" });
     const head = el("tr");
     for (const c of columns) head.append(el("th", { scope: "col" }, c));
@@ -246,7 +260,7 @@ class TcDashboard extends ToucanElement {
       const tr = el("tr", { "data-row-id": row.id });
       for (const c of columns) {
         const v = row[c];
-        tr.append(el("td", { "data-col": c, class: typeof v === "number" ? "tc-num" : "" }, fmt(v)));
+        tr.append(el("td", { "data-col": c, class: typeof v === "number" ? "tc-num" : "" }, fmt(shown(c, v))));
       }
       body.append(tr);
     }
@@ -259,7 +273,7 @@ class TcDashboard extends ToucanElement {
     this._emit("toucan:ready", { tenant: data.tenant, rowCount: rows.length, component: this.localName });
   }
 
-  _chart(chart) {
+  _chart(chart, shown = (col, v) => v) {
     const points = chart && Array.isArray(chart.points) ? chart.points : [];
     const width = 600, height = 160, pad = 18;
     const svg = document.createElementNS(SVG_NS, "svg");
@@ -279,13 +293,14 @@ class TcDashboard extends ToucanElement {
       rect.setAttribute("data-label", String(p.label));
       rect.setAttribute("data-value", String(p.value));
       const title = document.createElementNS(SVG_NS, "title");
-      title.textContent = `${p.label}: ${fmt(p.value)}`;
+      const name = String(shown(chart.label, p.label));
+      title.textContent = `${name}: ${fmt(p.value)}`;
       rect.append(title);
       const label = document.createElementNS(SVG_NS, "text");
       label.setAttribute("x", String(i * slot + slot / 2));
       label.setAttribute("y", String(height - 4));
       label.setAttribute("text-anchor", "middle");
-      label.textContent = String(p.label);
+      label.textContent = name;
       svg.append(rect, label);
     });
     return svg;

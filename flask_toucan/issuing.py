@@ -12,19 +12,17 @@ these functions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from flask import current_app, g, has_request_context
 
 from . import identity, signals
 from .exceptions import AuthenticationRequired, ToucanError
 from .mappers import Permissions, check_subset, normalize_permissions, permissions_for_kind
+from .minting import MintRequest
 from .state import get_state
 from .tokens import EmbedToken
 from .user import ToucanUser
-
-if TYPE_CHECKING:
-    from .minting import MintRequest
 
 
 class Issued(NamedTuple):
@@ -109,8 +107,6 @@ def mint_request(user: ToucanUser, perms: Permissions) -> MintRequest:
     config = state.config
     attributes = state.mappers.map_attributes(user, config.required_attributes, config.attribute_schema)
     classic = state.mappers.map_classic(user) if config.mode == "signed" else None
-    from .minting import MintRequest  # imported on first use (import flask_toucan stays light)
-
     return MintRequest(user, attributes, perms, classic)
 
 

@@ -231,11 +231,22 @@ def shared_flight(config: ToucanConfig, store: object) -> SharedFlight | None:
     The lock lives as long as one upstream call may take (``TOUCAN_STORE_LOCK_TTL``,
     default ``TOUCAN_HTTP_DEADLINE``); a waiter polls for at most one more of those,
     by which time a dead holder's lock has expired and a waiter has taken over.
+
+    Not when the tokens are never cached (signed mode, no exchange, a
+    ``TOUCAN_TOKEN_TTL`` within its own refresh margin): waiting for a value no
+    worker will store would only queue every worker's signing behind one lock.
     """
-    if not getattr(store, "shared", False):
+    if not getattr(store, "shared", False) or _never_cached(config):
         return None
     ttl = config.store_lock_ttl if config.store_lock_ttl is not None else config.deadline
     return SharedFlight(store, ttl, ttl + config.deadline)
+
+
+def _never_cached(config: ToucanConfig) -> bool:
+    """Signed-direct tokens whose lifetime is gone within the cache's margin (TokenCache.set skips them)."""
+    if config.mode != "signed" or config.exchange_url is not None:
+        return False  # the upstream decides the lifetime
+    return int(config.token_ttl - config.margin_for(config.token_ttl)) <= 0
 
 
 def namespace_for(config: ToucanConfig) -> str:

@@ -136,3 +136,18 @@ def test_a_cold_page_and_a_cold_refresh_read_the_store_once(redis_server):
     headers = {"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "same-origin"}
     assert carol.post("/toucan/token", json={"kind": "assistant"}, headers=headers).status_code == 200
     assert commands(r)["mget"] == 1, commands(r)
+
+
+def test_tokens_that_are_never_cached_take_no_cross_worker_lock(redis_server):
+    """TOUCAN_TOKEN_TTL=1: nothing is stored, so a lock would only queue the workers' signing."""
+    app = app_on(redis_server.url, TOUCAN_TOKEN_TTL=1)
+    client = app.test_client()
+    csrf = login(client)
+    r = redis.Redis.from_url(redis_server.url)
+    r.config_resetstat()
+    headers = {"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "same-origin"}
+    first = client.post("/toucan/token", json={}, headers=headers)
+    second = client.post("/toucan/token", json={}, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.get_json()["token"] != second.get_json()["token"]
+    assert commands(r) == {"mget": 2}, commands(r)  # one read per refresh, no lock, no write

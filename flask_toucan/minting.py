@@ -180,13 +180,16 @@ class TokenService:
             user_tag(json.dumps(list(request.user.id))),
         )
 
-    def issue(self, request: MintRequest, *, missed: int | None = None) -> tuple[EmbedToken, bool]:
+    def issue(
+        self, request: MintRequest, *, missed: int | None = None, key: str | None = None
+    ) -> tuple[EmbedToken, bool]:
         """``missed``: the caller read the cache itself and missed, after
         :meth:`SingleFlight.completed` gave this count (the page loader reads
         session and tokens in one ``MGET``): no second read unless a flight
-        for the key ended since.
+        for the key ended since. ``key``: :meth:`key_for` of ``request``, if
+        the caller computed it already.
         """
-        key = self.key_for(request)
+        key = key if key is not None else self.key_for(request)
         if missed is not None:
             seen = missed
         else:

@@ -73,8 +73,9 @@ class Slot:
     tail: str | None = None
     #: The escaped ``auth-token`` and default ``server-url`` (built on first use).
     head: str | None = None
-    #: A cache miss read with ``mint=False``: what to mint, and the flight count before the read.
+    #: A cache miss read with ``mint=False``: what to mint, its cache key, the flight count before the read.
     request: MintRequest | None = None
+    key: str | None = None
     missed: int | None = None
 
 
@@ -191,7 +192,8 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
         if hit is not None:
             page.slots[kind] = Slot(hit, req.permissions, scope)
         else:
-            page.slots[kind] = Slot(None, req.permissions, scope, request=req, missed=seen[keys[kind]])
+            key = keys[kind]
+            page.slots[kind] = Slot(None, req.permissions, scope, request=req, key=key, missed=seen[key])
 
 
 def _requests(
@@ -264,10 +266,10 @@ def _mint_all(
     futures: dict[str, Future[tuple[EmbedToken, bool]]] = {}
     if len(items) > 1:
         pool = _pool(current_app)
-        futures = {key: pool.submit(service.issue, req, missed=n) for key, (req, n) in items[:-1]}
+        futures = {key: pool.submit(service.issue, req, missed=n, key=key) for key, (req, n) in items[:-1]}
     out: dict[str, tuple[EmbedToken, bool] | ToucanError] = {}
     for key, (req, n) in items[len(futures) :]:
-        out[key] = _outcome(lambda req=req, n=n: service.issue(req, missed=n))
+        out[key] = _outcome(lambda req=req, n=n, key=key: service.issue(req, missed=n, key=key))
     for key, future in futures.items():
         out[key] = _outcome(future.result)
     return out
@@ -284,7 +286,7 @@ def _outcome(fn: Any) -> tuple[EmbedToken, bool] | ToucanError:
 def mint_missed(found: Slot) -> tuple[EmbedToken, bool]:
     """Mint what a ``mint=False`` load found missing (after the caller's own checks)."""
     assert found.request is not None
-    return get_state().service.issue(found.request, missed=found.missed)
+    return get_state().service.issue(found.request, missed=found.missed, key=found.key)
 
 
 def _fail_all(page: Page, kinds: Iterable[str], exc: ToucanError) -> None:

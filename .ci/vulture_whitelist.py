@@ -47,3 +47,6 @@ do_POST
 # PEP 562 module __getattr__ (flask_toucan/__init__.py): Python calls it for a
 # missing attribute (the lazily imported Toucan, AssistantSession, verify_token).
 __getattr__
+
+# http.server's StreamRequestHandler reads wbufsize (bench/upstream.py: one write per answer).
+_.wbufsize

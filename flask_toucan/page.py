@@ -104,7 +104,8 @@ def current_page() -> Page:
     """This request's :class:`Page` (created on first use)."""
     page: Page | None = g.get("_toucan_page")
     if page is None:
-        page = g._toucan_page = Page()
+        page = Page()
+        g.setdefault("_toucan_page", page)
     return page
 
 

@@ -55,9 +55,10 @@ def banner(stack: DemoStack) -> str:
     else:
         lines.append(f"  identity provider:  {stack.options.oidc_metadata_url}")
     if stack.sandbox is not None:
-        # The sandbox's own local credential, printed for developers who want to
-        # call its API by hand; it never appears in a page or a log line.
-        lines.append(f"  Toucan sandbox:  {stack.sandbox.url}  (TOUCAN_API_KEY={stack.sandbox.api_key})")
+        # The sandbox's API key is wired into the portal and printed nowhere (not even
+        # here): a console banner ends up in CI logs and screen shares. A developer
+        # who wants to call the sandbox by hand runs `flask toucan sandbox`.
+        lines.append(f"  Toucan sandbox:  {stack.sandbox.url}")
         lines.append(f"  token lifetime:  {stack.options.token_lifetime}s")
     else:
         lines.append(f"  Toucan:  {stack.options.toucan_base_url}")

@@ -247,3 +247,23 @@ def test_unknown_page_is_the_portals_error_page() -> None:
     assert "Werkzeug" not in page and "The requested URL was not found" not in page
     wrong = app.test_client().post("/overview")
     assert wrong.status_code == 405 and "data-error-page" in wrong.get_data(as_text=True)
+
+
+def test_console_banner_names_the_servers_but_prints_no_credential() -> None:
+    """The banner ends up in terminals, CI logs and screen shares: no API key in it."""
+    from types import SimpleNamespace
+
+    from demo.__main__ import banner
+
+    key = "sandbox-key-that-must-not-be-printed"
+    stack: Any = SimpleNamespace(
+        url="http://127.0.0.1:5000",
+        provider=None,
+        sandbox=SimpleNamespace(url="http://127.0.0.1:5100", api_key=key),
+        options=SimpleNamespace(
+            oidc_metadata_url=f"{IDP}/.well-known/openid-configuration", token_lifetime=300
+        ),
+    )
+    text = banner(stack)
+    assert "http://127.0.0.1:5100" in text and "http://127.0.0.1:5000" in text
+    assert key not in text and "TOUCAN_API_KEY" not in text

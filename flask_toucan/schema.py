@@ -225,6 +225,12 @@ def _check_untyped(schema: AttributeSchema, name: str, value: Any, *, required: 
 def _check_text(schema: AttributeSchema, name: str, value: str) -> None:
     if len(value) > schema.max_length:
         _fail(name, f"is longer than {schema.max_length} characters (TOUCAN_ATTRIBUTE_MAX_LENGTH)")
+    # Fast path, run on every mint: ``isprintable()`` is False for every character in
+    # Cc, Cf, Cs, Co, Cn, Zl, Zp and Zs (but the space), a superset of what is refused
+    # below (the bidi controls are all Cf). Only a text with such a character is
+    # walked one character at a time, to find whether it is refused and where.
+    if value.isprintable():
+        return
     for position, char in enumerate(value):
         code = ord(char)
         if code in BIDI_CONTROLS:

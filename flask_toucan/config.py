@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings
-from .keys import KeySet
 from .schema import AttributeSchema
 from .settings import DEFAULTS, EXCHANGE_AUTH_METHODS, MODES
+
+if TYPE_CHECKING:  # keys load with signed mode (settings.py), not in api mode
+    from .keys import KeySet
 
 __all__ = ["DEFAULTS", "EXCHANGE_AUTH_METHODS", "MODES", "ToucanConfig"]
 

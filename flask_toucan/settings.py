@@ -28,7 +28,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError
-from .keys import load_key_set
 from .schema import DEFAULT_MAX_LENGTH, schema_from_settings
 
 MODES = ("api", "signed")
@@ -210,6 +209,8 @@ def _signing_keys(value: Any, ctx: Context) -> Any:
     fallbacks = ctx.raw("TOUCAN_SIGNING_KEY_FALLBACKS") or ()
     if isinstance(fallbacks, str | bytes):
         fallbacks = (fallbacks,)
+    from .keys import load_key_set  # signed mode only: api-mode apps never load the key machinery
+
     return load_key_set(
         value,
         algorithm=ctx.raw("TOUCAN_SIGNING_ALGORITHM"),

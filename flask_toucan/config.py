@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # keys load with signed mode (settings.py), not in api mode
 __all__ = ["DEFAULTS", "EXCHANGE_AUTH_METHODS", "MODES", "ToucanConfig"]
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class ToucanConfig:
     """The validated settings. Secrets are kept but never shown by ``repr``."""
 

@@ -125,7 +125,7 @@ def current_user() -> ToucanUser | None:
     return user
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Pending:
     """A user not yet confirmed: the store record to read, and what it must hold.
 

@@ -14,6 +14,7 @@ characters, too long, not finite, over the size budget).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -88,7 +89,7 @@ def default_secrets(user: ToucanUser) -> dict[str, str]:
     return {}
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class ClassicContext:
     """What the classic mappers give for one user (``embed_context`` minus attributes).
 
@@ -147,7 +148,7 @@ def clean_secrets(value: Any) -> dict[str, Scalar]:
     return dict(value)
 
 
-@dataclass
+@dataclass(eq=False)
 class MapperRegistry:
     """The mappers registered on one :class:`~flask_toucan.Toucan` object."""
 
@@ -162,7 +163,7 @@ class MapperRegistry:
 
     # -- registration ------------------------------------------------------
     def add_attribute(self, name: str, fn: AttributeMapper, *, many: bool = False) -> None:
-        if not ATTRIBUTE_NAME.match(name):
+        if not re.match(ATTRIBUTE_NAME, name):
             raise ConfigurationError(f"attribute name {name!r} is not a plain identifier")
         self.single[name] = (fn, many)
 
@@ -187,7 +188,7 @@ class MapperRegistry:
         many_names = {n for n, (_, many) in self.single.items() if many}
         out: dict[str, AttributeValue] = {}
         for name, value in raw.items():
-            if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
+            if not isinstance(name, str) or not re.match(ATTRIBUTE_NAME, name):
                 raise AttributeMappingError("an attribute mapper returned an invalid attribute name")
             if _empty(value):
                 continue

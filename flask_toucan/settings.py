@@ -52,7 +52,7 @@ class Context:
 Parser = Callable[[Any, Context], Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Setting:
     """One row: ``parse(value, ctx)`` validates and returns what ``field`` of the config gets.
 

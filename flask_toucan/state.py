@@ -46,7 +46,7 @@ def default_nonce_loader() -> str | None:
     return nonce if isinstance(nonce, str) and nonce else None
 
 
-@dataclass
+@dataclass(eq=False)
 class Hooks:
     """Callback slots, each filled with a default so call sites never check for ``None``
     (except ``claims_loader``, whose absence means "toucan's own login only")."""
@@ -58,7 +58,7 @@ class Hooks:
         return self.nonce_loader() if has_request_context() else None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # its own __repr__ below
 class ToucanState:
     """Everything one app needs, built once at ``init_app``."""
 

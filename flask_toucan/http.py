@@ -30,8 +30,7 @@ import math
 import random
 import re
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -55,8 +54,7 @@ _SECRET_PARAM = r"(?i)pass|secret|token|key|auth|credential"  # noqa: S105 - a p
 DEFAULT_RETRY_AFTER = 5
 
 
-@dataclass(frozen=True, eq=False)
-class Response:
+class Response(NamedTuple):
     """What one upstream call answered (status, headers, the body read within the cap)."""
 
     status: int

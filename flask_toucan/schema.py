@@ -29,9 +29,8 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from .exceptions import AttributeMappingError, ConfigurationError
 
@@ -75,8 +74,7 @@ REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 BIDI_CONTROLS = frozenset({0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
 
 
-@dataclass(frozen=True, eq=False)
-class AttributeSchema:
+class AttributeSchema(NamedTuple):
     """Declared types (``None``: no schema, only the value checks) and the value limits."""
 
     types: Mapping[str, str] | None = None

@@ -22,9 +22,8 @@ import importlib.util
 import os
 import ssl
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError
@@ -52,8 +51,7 @@ class Context:
 Parser = Callable[[Any, Context], Any]
 
 
-@dataclass(frozen=True, eq=False)
-class Setting:
+class Setting(NamedTuple):
     """One row: ``parse(value, ctx)`` validates and returns what ``field`` of the config gets.
 
     ``field=None``: the value is read by another row's parser (e.g. the key id

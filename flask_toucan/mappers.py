@@ -148,18 +148,22 @@ def clean_secrets(value: Any) -> dict[str, Scalar]:
     return dict(value)
 
 
-@dataclass(eq=False)
 class MapperRegistry:
-    """The mappers registered on one :class:`~flask_toucan.Toucan` object."""
+    """The mappers registered on one :class:`~flask_toucan.Toucan` object.
 
-    single: dict[str, tuple[AttributeMapper, bool]] = field(default_factory=dict)
-    bulk: list[BulkMapper] = field(default_factory=list)
-    permissions_mapper: PermissionsMapper = default_permissions
-    # classic profile (embed_context); each slot has a default, decorators swap it
-    roles_mapper: ClassicMapper = default_roles
-    privileges_mapper: ClassicMapper = default_privileges
-    groups_mapper: ClassicMapper = default_groups
-    secrets_mapper: ClassicMapper = default_secrets
+    Every slot starts filled with its default; the facade's decorators swap it.
+    (A plain class: a dataclass would compile its methods at every start-up for nothing.)
+    """
+
+    def __init__(self) -> None:
+        self.single: dict[str, tuple[AttributeMapper, bool]] = {}
+        self.bulk: list[BulkMapper] = []
+        self.permissions_mapper: PermissionsMapper = default_permissions
+        # classic profile (embed_context)
+        self.roles_mapper: ClassicMapper = default_roles
+        self.privileges_mapper: ClassicMapper = default_privileges
+        self.groups_mapper: ClassicMapper = default_groups
+        self.secrets_mapper: ClassicMapper = default_secrets
 
     # -- registration ------------------------------------------------------
     def add_attribute(self, name: str, fn: AttributeMapper, *, many: bool = False) -> None:

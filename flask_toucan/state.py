@@ -46,13 +46,13 @@ def default_nonce_loader() -> str | None:
     return nonce if isinstance(nonce, str) and nonce else None
 
 
-@dataclass(eq=False)
 class Hooks:
     """Callback slots, each filled with a default so call sites never check for ``None``
     (except ``claims_loader``, whose absence means "toucan's own login only")."""
 
-    nonce_loader: NonceLoader = default_nonce_loader
-    claims_loader: ClaimsLoader | None = None
+    def __init__(self) -> None:
+        self.nonce_loader: NonceLoader = default_nonce_loader
+        self.claims_loader: ClaimsLoader | None = None
 
     def csp_nonce(self) -> str | None:
         return self.nonce_loader() if has_request_context() else None

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
-from . import assistant_views, components, csrf, identity, issuing, oauth_client, views
-from .assistant import AssistantSession
+from . import components, csrf, identity, issuing, oauth_client, views
 from .cache import TokenCache
 from .cli import toucan_cli
 from .config import ToucanConfig
@@ -29,7 +28,6 @@ from .exceptions import (
     StoreUnavailable,
     ToucanError,
 )
-from .headless import HeadlessClient
 from .http import make_transport
 from .mappers import (
     AttributeMapper,
@@ -53,6 +51,10 @@ from .store import (
 )
 from .tokens import EmbedToken
 from .user import ToucanUser
+
+if TYPE_CHECKING:
+    from .assistant import AssistantSession
+    from .headless import HeadlessClient
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -210,6 +212,8 @@ class Toucan:
         and no token is minted. Use it as a context manager (``with toucan.assistant() as a``).
         Needs the ``mcp`` extra.
         """
+        from . import assistant_views  # the MCP assistant: loaded on first use
+
         return assistant_views.session_for(user)
 
     @property
@@ -218,6 +222,8 @@ class Toucan:
         state = get_state()
         if state.config.server_url is None:
             raise ConfigurationError("the headless API needs TOUCAN_SERVER_URL (or TOUCAN_BASE_URL)")
+        from .headless import HeadlessClient  # loaded on first use
+
         return HeadlessClient(
             state.transport, state.config.server_url, lambda kind: issuing.issue_for(kind).token
         )
@@ -255,7 +261,9 @@ def _register(app: Flask, config: ToucanConfig) -> None:
     blueprint = views.create_blueprint(config, _template_folder())
     # Pages and login views get an HTML 503, the refresh endpoint JSON (degrade.py).
     blueprint.register_error_handler(StoreUnavailable, handle_store_unavailable)
-    if config.assistant_route:
+    if config.assistant_route:  # opt-in (the `mcp` extra): its module loads only then
+        from . import assistant_views
+
         assistant_views.add_routes(blueprint)
     app.register_blueprint(blueprint)
     if config.error_handlers:

@@ -26,8 +26,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app, g, has_request_context, session
 from werkzeug.local import LocalProxy
@@ -125,8 +124,7 @@ def current_user() -> ToucanUser | None:
     return user
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     """A user not yet confirmed: the store record to read, and what it must hold.
 
     Lets a caller fold the session lookup into the same store round trip as

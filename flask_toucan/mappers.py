@@ -14,6 +14,7 @@ characters, too long, not finite, over the size budget).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -88,7 +89,7 @@ def default_secrets(user: ToucanUser) -> dict[str, str]:
     return {}
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class ClassicContext:
     """What the classic mappers give for one user (``embed_context`` minus attributes).
 
@@ -147,22 +148,26 @@ def clean_secrets(value: Any) -> dict[str, Scalar]:
     return dict(value)
 
 
-@dataclass
 class MapperRegistry:
-    """The mappers registered on one :class:`~flask_toucan.Toucan` object."""
+    """The mappers registered on one :class:`~flask_toucan.Toucan` object.
 
-    single: dict[str, tuple[AttributeMapper, bool]] = field(default_factory=dict)
-    bulk: list[BulkMapper] = field(default_factory=list)
-    permissions_mapper: PermissionsMapper = default_permissions
-    # classic profile (embed_context); each slot has a default, decorators swap it
-    roles_mapper: ClassicMapper = default_roles
-    privileges_mapper: ClassicMapper = default_privileges
-    groups_mapper: ClassicMapper = default_groups
-    secrets_mapper: ClassicMapper = default_secrets
+    Every slot starts filled with its default; the facade's decorators swap it.
+    (A plain class: a dataclass would compile its methods at every start-up for nothing.)
+    """
+
+    def __init__(self) -> None:
+        self.single: dict[str, tuple[AttributeMapper, bool]] = {}
+        self.bulk: list[BulkMapper] = []
+        self.permissions_mapper: PermissionsMapper = default_permissions
+        # classic profile (embed_context)
+        self.roles_mapper: ClassicMapper = default_roles
+        self.privileges_mapper: ClassicMapper = default_privileges
+        self.groups_mapper: ClassicMapper = default_groups
+        self.secrets_mapper: ClassicMapper = default_secrets
 
     # -- registration ------------------------------------------------------
     def add_attribute(self, name: str, fn: AttributeMapper, *, many: bool = False) -> None:
-        if not ATTRIBUTE_NAME.match(name):
+        if not re.match(ATTRIBUTE_NAME, name):
             raise ConfigurationError(f"attribute name {name!r} is not a plain identifier")
         self.single[name] = (fn, many)
 
@@ -187,7 +192,7 @@ class MapperRegistry:
         many_names = {n for n, (_, many) in self.single.items() if many}
         out: dict[str, AttributeValue] = {}
         for name, value in raw.items():
-            if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
+            if not isinstance(name, str) or not re.match(ATTRIBUTE_NAME, name):
                 raise AttributeMappingError("an attribute mapper returned an invalid attribute name")
             if _empty(value):
                 continue

@@ -21,7 +21,6 @@ from .cache import SharedFlight, SingleFlight, TokenCache, cache_key
 from .config import ToucanConfig
 from .exceptions import AttributeMappingError
 from .http import Transport
-from .keys import SigningKey
 from .mappers import AttributeValue, ClassicContext, Permissions
 from .store import user_tag
 from .tokens import EmbedToken, utc_from_timestamp
@@ -29,6 +28,7 @@ from .user import ToucanUser
 
 if TYPE_CHECKING:  # the exchange (Authlib's OAuth 2 + joserfc) is imported when configured
     from .exchange import ExchangeClient
+    from .keys import SigningKey  # loaded with signed mode (settings.py)
 
 
 @dataclass(frozen=True)

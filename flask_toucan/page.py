@@ -31,7 +31,6 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,8 @@ from .tokens import EmbedToken
 from .user import ToucanUser
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from .minting import MintRequest
 
 #: Threads minting the missing tokens of one cold page concurrently (per app).
@@ -302,6 +303,8 @@ def _pool(app: Flask) -> ThreadPoolExecutor:
         with _lock:
             pool = app.extensions.get(_POOL_KEY)
             if pool is None:
+                from concurrent.futures import ThreadPoolExecutor  # first cold page with two kinds
+
                 pool = app.extensions[_POOL_KEY] = ThreadPoolExecutor(
                     MINT_THREADS, thread_name_prefix="flask-toucan-mint"
                 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote, urlsplit
 
-_SAFE_CHARS = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@/?#%\[\]]*$")
+_SAFE_CHARS = r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@/?#%\[\]]*$"  # compiled by re's cache on first use
 
 
 def safe_next(target: str | None) -> str | None:
@@ -36,7 +36,7 @@ def safe_next(target: str | None) -> str | None:
 def _is_plain_path(value: str) -> bool:
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
         return False  # control characters, spaces, tabs, newlines
-    if not _SAFE_CHARS.match(value):
+    if not re.match(_SAFE_CHARS, value):
         return False
     if value.startswith("//") or "\\" in value:
         return False

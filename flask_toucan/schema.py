@@ -29,14 +29,14 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from .exceptions import AttributeMappingError, ConfigurationError
 
-#: What an attribute may be called: a plain identifier, as RLS rules name it.
-ATTRIBUTE_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")  # \Z: "$" would let "name\n" through
+#: What an attribute may be called: a plain identifier, as RLS rules name it (a pattern
+#: string: ``re`` compiles it on first use and caches it, so importing costs nothing).
+ATTRIBUTE_NAME = r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z"  # \Z: "$" would let "name\n" through
 
 #: Canonical type names, in the order ``flask toucan check`` lists them.
 TYPES = ("str", "int", "float", "bool", "datetime", "list[str]")
@@ -74,8 +74,7 @@ REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 BIDI_CONTROLS = frozenset({0x200E, 0x200F, 0x061C, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
 
 
-@dataclass(frozen=True)
-class AttributeSchema:
+class AttributeSchema(NamedTuple):
     """Declared types (``None``: no schema, only the value checks) and the value limits."""
 
     types: Mapping[str, str] | None = None
@@ -122,7 +121,7 @@ def schema_from_settings(types: Any, max_length: Any, required: tuple[str, ...])
         )
     declared: dict[str, str] = {}
     for name, kind in types.items():
-        if not isinstance(name, str) or not ATTRIBUTE_NAME.match(name):
+        if not isinstance(name, str) or not re.match(ATTRIBUTE_NAME, name):
             raise ConfigurationError(f"TOUCAN_ATTRIBUTES[{name!r}] is not a plain identifier")
         declared[name] = parse_type(name, kind)
     for name in required:

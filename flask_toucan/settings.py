@@ -22,13 +22,11 @@ import importlib.util
 import os
 import ssl
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError
-from .keys import load_key_set
 from .schema import DEFAULT_MAX_LENGTH, schema_from_settings
 
 MODES = ("api", "signed")
@@ -53,8 +51,7 @@ class Context:
 Parser = Callable[[Any, Context], Any]
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One row: ``parse(value, ctx)`` validates and returns what ``field`` of the config gets.
 
     ``field=None``: the value is read by another row's parser (e.g. the key id
@@ -210,6 +207,8 @@ def _signing_keys(value: Any, ctx: Context) -> Any:
     fallbacks = ctx.raw("TOUCAN_SIGNING_KEY_FALLBACKS") or ()
     if isinstance(fallbacks, str | bytes):
         fallbacks = (fallbacks,)
+    from .keys import load_key_set  # signed mode only: api-mode apps never load the key machinery
+
     return load_key_set(
         value,
         algorithm=ctx.raw("TOUCAN_SIGNING_ALGORITHM"),

@@ -19,13 +19,15 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
 from .exceptions import EmbedContextTooLarge
-from .keys import SigningKey
 from .mappers import AttributeValue, ClassicContext
+
+if TYPE_CHECKING:  # keys load with signed mode (settings.py), not in api mode
+    from .keys import SigningKey
 
 #: Toucan's documented ceiling for ``embed_context`` (3.5 KB of compact JSON).
 MAX_EMBED_CONTEXT_BYTES = 3584

@@ -46,19 +46,19 @@ def default_nonce_loader() -> str | None:
     return nonce if isinstance(nonce, str) and nonce else None
 
 
-@dataclass
 class Hooks:
     """Callback slots, each filled with a default so call sites never check for ``None``
     (except ``claims_loader``, whose absence means "toucan's own login only")."""
 
-    nonce_loader: NonceLoader = default_nonce_loader
-    claims_loader: ClaimsLoader | None = None
+    def __init__(self) -> None:
+        self.nonce_loader: NonceLoader = default_nonce_loader
+        self.claims_loader: ClaimsLoader | None = None
 
     def csp_nonce(self) -> str | None:
         return self.nonce_loader() if has_request_context() else None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # its own __repr__ below
 class ToucanState:
     """Everything one app needs, built once at ``init_app``."""
 

@@ -27,7 +27,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError, StoreUnavailable
-from .memstore import MemoryStore
 
 log = logging.getLogger("flask_toucan")
 T = TypeVar("T")
@@ -283,6 +282,8 @@ def make_store(
 ) -> GuardedStore:
     """The store ``TOUCAN_STORE`` names, guarded (see :class:`GuardedStore`)."""
     from cachelib import BaseCache, FileSystemCache
+
+    from .memstore import MemoryStore  # a cachelib cache: loads with cachelib, at init_app
 
     kind = store_kind(spec)
     breaker = breaker if breaker is not None else CircuitBreaker(kind)

@@ -26,12 +26,13 @@ from .mappers import AttributeValue, Permissions
 MAX_UPSTREAM_LIFETIME = 24 * 3600
 MAX_TOKEN_LENGTH = 16 * 1024
 #: Toucan's error codes look like ``NO_ACTIVE_SUBSCRIPTION``; anything else is not carried.
-_ERROR_CODE = re.compile(r"^[A-Z0-9_]{1,64}$")
+#: (Patterns are strings, compiled by ``re``'s cache on first use rather than at import.)
+_ERROR_CODE = r"^[A-Z0-9_]{1,64}$"
 #: 4xx statuses that mean "try again later", not "this will never work".
 TRANSIENT_4XX = frozenset({408, 429})
 
 log = logging.getLogger("flask_toucan")
-_DURATION = re.compile(r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s?)?\s*$")
+_DURATION = r"^\s*(?:(\d+)\s*d)?\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s?)?\s*$"
 
 
 def build_request(
@@ -50,7 +51,7 @@ def parse_expires_in(value: Any) -> int:
     if isinstance(value, int | float):
         seconds = int(value)
     elif isinstance(value, str) and value.strip():
-        m = _DURATION.match(value.lower())
+        m = re.match(_DURATION, value.lower())
         if not m or not any(m.groups()):
             raise ValueError("unparsable duration")
         d, h, mi, s = (int(g) if g else 0 for g in m.groups())
@@ -71,7 +72,7 @@ def error_code(body: bytes) -> str | None:
     except (ValueError, UnicodeDecodeError):
         return None
     code = data.get("code") if isinstance(data, dict) else None
-    return code if isinstance(code, str) and _ERROR_CODE.match(code) else None
+    return code if isinstance(code, str) and re.match(_ERROR_CODE, code) else None
 
 
 def error_for_status(status: int, body: bytes, host: str) -> UpstreamError:

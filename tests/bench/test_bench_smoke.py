@@ -29,10 +29,10 @@ def test_quick_bench_prints_every_row(tmp_path: Path) -> None:
     rows = re.findall(r"^\| (\d+[a-z]?) \|.*\| \*\*(PASS|MISS)\*\* \|$", proc.stdout, re.MULTILINE)
     keys = {key for key, _ in rows}
     # Every benchmark, with its sub-rows (1: minter / issue_token; 3: cached / signing;
-    # 4: render / single flight; 5: cross-worker bursts; 6: store sizes; 7: import time;
+    # 4: render / single flight; 5: cross-worker bursts; 6: store sizes; 7: import time and start-up;
     # 8: 1/5/20 components; 9: cached / signing vs flask-jwt-extended; 10: api / classic cold
     # page; 11: Redis vs memory / round trips).
-    expected = {"1a", "1b", "2", "3a", "3b", "4a", "4b", "5a", "5b", "6a", "6b", "7a", "7b"}
+    expected = {"1a", "1b", "2", "3a", "3b", "4a", "4b", "5a", "5b", "6a", "6b", "7a", "7b", "7c"}
     expected |= {"8a", "8b", "8c", "9a", "9b", "10a", "10b", "11a", "11b"}
     assert keys == expected, proc.stdout
     assert "error" not in {cell.strip() for line in proc.stdout.splitlines() for cell in line.split("|")}

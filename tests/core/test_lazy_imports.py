@@ -1,8 +1,12 @@
-"""``import flask_toucan`` loads only what every app uses (issue 11, item 8).
+"""Import only what is used (issue 11, item 8).
 
-``limits`` (rate limiting), redis-py (a Redis store), the MCP SDK (the
-assistant) and joserfc (the classic exchange, through Authlib's RFC 7523
-module) are imported when configured. Checked in a fresh interpreter.
+``import flask_toucan`` loads the exceptions, ``EmbedToken``, ``ToucanUser``
+and the signals. ``from flask_toucan import Toucan`` adds what building and
+``init_app``-ing a ``Toucan`` needs, nothing more: ``limits`` (rate limiting),
+redis-py (a Redis store), the MCP SDK and views (the assistant), joserfc's
+exchange, the CLI's command bodies, the headless client, the sandbox, the key
+machinery of signed mode, cachelib and the cold page's thread pool load when
+configured or first used. Checked in fresh interpreters (``sys.modules``).
 """
 
 from __future__ import annotations
@@ -15,19 +19,106 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 OPTIONAL = ("limits", "redis", "mcp", "joserfc", "authlib", "flask_toucan.exchange")
+#: Loaded on first use or when configured, never by the facade's import (bench row 7b).
+DEFERRED = (
+    "limits",
+    "redis",
+    "mcp",
+    "cachelib",
+    "concurrent.futures",
+    "flask_toucan.assistant",
+    "flask_toucan.assistant_views",
+    "flask_toucan.commands",
+    "flask_toucan.exchange",
+    "flask_toucan.headless",
+    "flask_toucan.keys",
+    "flask_toucan.live_check",
+    "flask_toucan.memstore",
+    "flask_toucan.redis_store",
+    "flask_toucan.sandbox",
+    "flask_toucan.settings_docs",
+    "flask_toucan.verify",
+)
+#: A minimal api-mode app (no test helpers: they import the key machinery themselves).
+API_APP = """
+from flask import Flask
+from flask_toucan import Toucan
+app = Flask("x")
+app.config.update(SECRET_KEY="k" * 32, TOUCAN_BASE_URL="https://toucan.example", TOUCAN_API_KEY="key",
+                  TOUCAN_RATE_LIMIT=None)
+toucan = Toucan(app)
+"""
 
 
-def loaded_after(code: str) -> list[str]:
+def modules_after(code: str) -> set[str]:
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     out = subprocess.run(
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
     )
-    modules = set(json.loads(out.stdout.strip().splitlines()[-1]))
-    return [name for name in OPTIONAL if name in modules]
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def loaded(code: str, names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` (or their submodules) ``code`` leaves in ``sys.modules``."""
+    modules = modules_after(code)
+    return [name for name in names if any(m == name or m.startswith(name + ".") for m in modules)]
 
 
 def test_import_flask_toucan_loads_no_optional_machinery() -> None:
-    assert loaded_after("import flask_toucan") == []
+    assert loaded("import flask_toucan", OPTIONAL) == []
+
+
+def test_the_facade_loads_only_what_init_app_needs() -> None:
+    assert loaded("from flask_toucan import Toucan", DEFERRED) == []
+
+
+def test_an_api_mode_app_loads_no_deferred_module_but_its_store() -> None:
+    # init_app builds the memory store, a cachelib cache: those two, and nothing else deferred.
+    assert loaded(API_APP, DEFERRED) == ["cachelib", "flask_toucan.memstore"]
+
+
+def test_each_deferred_piece_loads_on_first_use() -> None:
+    code = (
+        API_APP
+        + """
+assert app.test_cli_runner().invoke(args=["toucan", "check"]).exit_code == 0
+with app.app_context():
+    toucan.api
+"""
+    )
+    first_use = {"flask_toucan.commands", "flask_toucan.live_check", "flask_toucan.headless"}
+    assert first_use <= modules_after(code)
+
+
+def test_signed_mode_loads_the_key_machinery() -> None:
+    code = """
+from flask import Flask
+from flask_toucan import Toucan
+from flask_toucan.keys import generate_private_key_pem
+app = Flask("x")
+app.config.update(SECRET_KEY="k" * 32, TOUCAN_RATE_LIMIT=None, TOUCAN_MODE="signed",
+                  TOUCAN_SIGNING_KEY=generate_private_key_pem("EC").decode(),
+                  TOUCAN_ISSUER="https://host.example", TOUCAN_AUDIENCE="toucan-embed")
+Toucan(app)
+assert app.extensions["toucan"].config.keys.current.algorithm == "ES256"
+"""
+    assert "flask_toucan.keys" in modules_after(code)
+
+
+def test_the_cli_group_lists_every_command_without_loading_them() -> None:
+    code = (
+        API_APP
+        + """
+group = app.cli.get_command(None, "toucan")
+print(",".join(group.list_commands(None)))
+import sys
+assert "flask_toucan.commands" not in sys.modules
+"""
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
+    )
+    assert {"check", "jwks", "keygen", "mint"} <= set(out.stdout.strip().split(","))
 
 
 def test_an_app_without_rate_limit_or_redis_loads_neither() -> None:
@@ -39,8 +130,7 @@ app = Flask("x")
 app.config.update(SECRET_KEY="k" * 32, TOUCAN_RATE_LIMIT=None, **signed_config())
 Toucan(app)
 """
-    loaded = loaded_after(code)
-    assert "limits" not in loaded and "redis" not in loaded
+    assert loaded(code, ("limits", "redis")) == []
 
 
 def test_rate_limiting_on_imports_limits_then() -> None:
@@ -53,4 +143,4 @@ app.config.update(SECRET_KEY="k" * 32, TOUCAN_RATE_LIMIT="5/minute", **signed_co
 Toucan(app)
 assert app.extensions["toucan"].limiter is not None
 """
-    assert "limits" in loaded_after(code)
+    assert "limits" in modules_after(code)

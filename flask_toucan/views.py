@@ -34,6 +34,7 @@ from .exceptions import (
     UpstreamRejected,
 )
 from .mappers import KINDS
+from .ratelimit import Window
 from .redirects import safe_next
 from .state import SESSION_ID, get_state
 from .tokens import EmbedToken
@@ -248,13 +249,17 @@ def refresh_token() -> Response:
         response.headers["Allow"] = "POST"
         response.headers["Cache-Control"] = "no-store"
         return response
-    # Origin first (a cross-site request costs no store read), then the session record and
-    # the cached token in one store round trip (no mint yet: CSRF is checked before any).
+    # Origin first (a cross-site request costs no store read), then the session record, the
+    # cached token and the rate-limit count in one store round trip (no mint yet: CSRF and the
+    # rate limit are checked before any).
     guards.check_same_origin(request.headers, request.host)
     kind, body_error = _refresh_kind()
+    counted = None
     if kind is not None:
-        page.load(page.current_page(), [kind], mint=False)
-    user = checked_post("toucan-refresh", "too many token requests; slow down")
+        windows = countable(REFRESH_BUCKET)
+        counts = page.load(page.current_page(), [kind], mint=False, count=windows)
+        counted = (windows, counts) if windows and counts else None
+    user = checked_post(REFRESH_BUCKET, "too many token requests; slow down", counted)
     if kind is None:
         assert body_error is not None
         raise body_error
@@ -296,13 +301,37 @@ def _refresh_token_for(kind: str, user: ToucanUser) -> EmbedToken:
 MAX_REFRESH_BODY = 1024
 
 
-def checked_post(bucket: str, slow_down: str) -> ToucanUser:
+REFRESH_BUCKET = "toucan-refresh"
+#: Rate-limit windows and their counts, taken in the request's store read (see :func:`countable`).
+Counted = tuple[list[Window], list[int]]
+
+
+def countable(bucket: str) -> list[Window]:
+    """The rate-limit windows to count in this request's store read, else ``[]``.
+
+    Only with rate limiting on and a CSRF token that is this session's: a
+    request refused for its CSRF token (or its origin, checked before) counts
+    nothing, as before the count joined the store read. The CSRF check is a
+    local, memoised HMAC; :func:`checked_post` still makes it, in its order.
+    """
+    state = get_state()
+    sid = session.get(SESSION_ID)
+    token = request.headers.get(state.config.csrf_header)
+    if state.limiter is None or not isinstance(sid, str):
+        return []
+    if not csrf.check_token(current_app, token, sid, state.config.csrf_max_age):
+        return []
+    return state.limiter.windows(bucket, sid, time.time())
+
+
+def checked_post(bucket: str, slow_down: str, counted: Counted | None = None) -> ToucanUser:
     """What every state-changing JSON route checks first; returns the logged-in user.
 
     In this order, so the cheapest refusal comes first and a refused request
     costs no store read: same-origin headers (:mod:`guards`: a malformed
     ``Origin`` is a 403, never a crash), a live login, the CSRF token bound to
-    it, then the per-session rate limit counted in ``bucket``.
+    it, then the per-session rate limit counted in ``bucket`` (already
+    ``counted`` in the request's one store read, or counted now).
     """
     state = get_state()
     guards.check_same_origin(request.headers, request.host)
@@ -310,9 +339,16 @@ def checked_post(bucket: str, slow_down: str) -> ToucanUser:
     if user is None:
         raise AuthenticationRequired("the session has ended; log in again")
     sid = csrf.require(request.headers.get(state.config.csrf_header))
-    if state.limiter is not None and not state.limiter.hit(state.rate, bucket, sid):
-        reset, _ = state.limiter.get_window_stats(state.rate, bucket, sid)
-        raise RateLimited(slow_down, retry_after=max(1, int(reset - time.time()) + 1))
+    if state.limiter is not None:
+        now = time.time()
+        if counted is not None:
+            windows, counts = counted
+        else:
+            windows = state.limiter.windows(bucket, sid, now)
+            counts = state.store.read([], windows, now)[1]
+        retry_after = state.limiter.retry_after(windows, counts, now)
+        if retry_after is not None:
+            raise RateLimited(slow_down, retry_after=retry_after)
     return user
 
 

@@ -20,6 +20,7 @@ the same deployment:
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -197,22 +198,29 @@ class RedisStore:
 
     Why not cachelib's ``RedisCache``: it pickles (a shared Redis that anyone
     else can write to would hand us code to run), and a request's reads and
-    its rate-limit count should be one round trip (:meth:`read`). With a
-    single server (``redis://``, ``rediss://``, ``unix://``, Sentinel's
-    master) the commands of one call are written to a pooled connection at
-    once and their replies read back, without redis-py's per-command
-    machinery; with a Cluster they go through redis-py's (non-transactional)
-    pipeline, which keeps a slot's keys on one node.
+    its rate-limit count should be one round trip (:meth:`read`).
+
+    With a single server (``redis://``, ``rediss://``, ``unix://``, Sentinel's
+    master) each thread keeps one connection of the client's pool for itself
+    and writes a call's commands to it at once, then reads the replies:
+    redis-py's per-command path (pool checkout with a readiness poll,
+    response callbacks, retry wrapper) cost more than the round trip itself
+    on a cached page. A connection whose exchange failed is closed before it
+    is used again (no reply is ever left unread on it), and a failed exchange
+    is tried once more on a fresh connection (a Redis restart closed the old
+    one). With a Cluster the commands go through redis-py's non-transactional
+    pipeline, which routes a slot's keys to its node.
     """
 
     def __init__(self, client: Any, key_prefix: str = "toucan:") -> None:
         self.client = client
         self.key_prefix = key_prefix
         self._pool = getattr(client, "connection_pool", None) if _single_node(client) else None
+        self._local = threading.local()
         from redis.exceptions import ConnectionError as Disconnected
         from redis.exceptions import TimeoutError as TimedOut
 
-        #: After these a pooled connection is dropped and the exchange tried once more.
+        #: After these the exchange is tried once more, on a fresh connection.
         self._retryable = (Disconnected, TimedOut, OSError)
 
     def __repr__(self) -> str:
@@ -229,21 +237,26 @@ class RedisStore:
         try:
             return self._exchange(commands)
         except self._retryable:
-            # One retry on a fresh connection (a Redis restart closed the pooled one).
             return self._exchange(commands)
 
     def _exchange(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        pool = self._pool
-        assert pool is not None
-        conn = pool.get_connection()
+        conn = self._connection()
         try:
-            conn.send_packed_command(conn.pack_commands(commands))
+            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
             return [conn.read_response() for _ in commands]
         except BaseException:
-            conn.disconnect()  # replies may be left unread: never hand this socket out again
+            conn.disconnect()  # replies may be left unread: the next exchange reconnects
             raise
-        finally:
-            pool.release(conn)
+
+    def _connection(self) -> Any:
+        """This thread's connection (taken from the pool once; a forked child takes its own)."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            assert self._pool is not None
+            conn = local.conn = self._pool.get_connection()
+            local.pid = os.getpid()
+        return conn
 
     def read(self, keys: list[str], counters: list[tuple[str, int]]) -> tuple[list[Any], list[int]]:
         """``MGET`` of ``keys`` and, in the same round trip, ``INCR`` + ``EXPIRE`` of each counter."""

@@ -1,8 +1,8 @@
 """``import flask_toucan`` loads only what every app uses (issue 11, item 8).
 
-redis-py (a Redis store), the MCP SDK (the assistant) and joserfc (the classic exchange, through Authlib's RFC 7523
-module) are imported when configured; ``limits`` never (the rate limit is a
-counter in the store). Checked in a fresh interpreter.
+redis-py (a Redis store), the MCP SDK (the assistant) and joserfc (the
+classic exchange, through Authlib's RFC 7523 module) are imported when
+configured; ``limits`` never (the rate limit is a counter in the store). Checked in a fresh interpreter.
 """
 
 from __future__ import annotations

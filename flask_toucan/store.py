@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -343,12 +344,15 @@ def redis_client(spec: str, *, connect_timeout: float, timeout: float, ca_bundle
     return make_client(spec, connect_timeout=connect_timeout, timeout=timeout, ca_bundle=ca_bundle)
 
 
+@lru_cache(maxsize=4096)
 def user_tag(subject_key: str) -> str:
     """A Redis Cluster hash tag (``{...}``) naming one user, shared by all of that user's keys.
 
     Login record, tokens, locks and the refresh rate limit of one user then
     live in one slot (one node): a pipeline or ``MGET`` over them is one
     round trip even on a cluster. A salted hash: the key names no user.
+    Memoised (a pure function of the key, bounded): every request of a user
+    derives it for its token keys.
     """
     digest = hashlib.sha256(b"flask-toucan.user-tag\0" + subject_key.encode()).hexdigest()
     return "{" + digest[:16] + "}"

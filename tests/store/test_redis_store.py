@@ -110,3 +110,37 @@ def count_sends(monkeypatch: Any) -> list[bytes]:
 
 def test_the_store_is_ours_not_cachelibs(redis_server: Any) -> None:
     assert isinstance(make_store(redis_server.url).inner, RedisStore)
+
+
+def test_threads_each_use_their_own_connection_and_get_their_own_answers(redis_server: Any) -> None:
+    import threading
+
+    store = make_store(redis_server.url)
+    for i in range(8):
+        store.set(f"k{i}", {"n": i})
+    errors: list[str] = []
+
+    def reader(i: int) -> None:
+        for _ in range(200):
+            if store.get_many(f"k{i}", "missing") != [{"n": i}, None]:
+                errors.append(f"thread {i} read another thread's answer")
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_an_error_reply_mid_exchange_leaves_no_reply_unread(redis_server: Any) -> None:
+    """INCR of a non-number fails after the MGET's reply: the next call must not read stale replies."""
+    store = make_store(redis_server.url)
+    inner = store.inner
+    raw(redis_server).set("toucan:rl:{u}s:b:60:1", b"not a number")
+    store.set("sid:{u}s", "alice")
+    with pytest.raises(redis.ResponseError):
+        inner.read(["sid:{u}s"], [("rl:{u}s:b:60:1", 60), ("rl:{u}s:other", 60)])
+    assert store.get("sid:{u}s") == "alice"
+    # Redis ran the failed call's later INCR too (a pipeline is not a transaction): 2, not 1.
+    assert inner.read(["sid:{u}s"], [("rl:{u}s:other", 60)]) == (["alice"], [2])

@@ -1,10 +1,9 @@
 """Redis as deployments run it: one node (``redis://``, ``rediss://``, ``unix://``),
 Sentinel (``redis+sentinel://``) or Cluster (``redis+cluster://``).
 
-Imported only when ``TOUCAN_STORE`` names Redis (``import flask_toucan`` must
-not pay for redis-py). The URL forms are the ones the ``limits`` library
-(the refresh endpoint's rate limiter) accepts, so one setting points both at
-the same deployment:
+redis-py is imported only when ``TOUCAN_STORE`` names Redis (``import
+flask_toucan`` must not pay for it): this module imports it inside functions.
+The URL forms (the ones the ``limits`` library and Flask-Limiter read too):
 
 * ``redis://[:password@]host:port/db``, ``rediss://...`` (TLS; the CA from
   ``TOUCAN_STORE_CA_BUNDLE`` or the URL's ``ssl_ca_certs`` query parameter),
@@ -33,7 +32,7 @@ CLUSTER = "redis+cluster://"
 
 
 def redis_options(connect_timeout: float, timeout: float) -> dict[str, Any]:
-    """Client options shared by the store and the rate limiter's Redis storage.
+    """Options of the store's client (which also counts the rate limit).
 
     Short socket timeouts, and one immediate retry: redis-py's default is three
     retries with back-off, which against a dead server multiplies every

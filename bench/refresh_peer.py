@@ -246,7 +246,9 @@ def _rows(
                 f"threads, a real redis-server (unix socket), "
                 f"{settings.load_processes * settings.load_threads} keep-alive client connections, "
                 f"{settings.load_rounds} rounds x {settings.load_seconds:g} s "
-                f"per side; the peer verifies an RS256 refresh-token cookie + CSRF header and signs RS256",
+                f"per side; the peer verifies an RS256 refresh-token cookie + CSRF header and signs RS256; "
+                f"flask-toucan with `TOUCAN_RATE_LIMIT=None` (with a limit, its count joins the same "
+                f"round trip: 11b)",
             )
         else:
             notes.append(

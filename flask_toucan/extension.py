@@ -37,15 +37,14 @@ from .mappers import (
     PermissionsMapper,
 )
 from .minting import make_service
+from .ratelimit import RateLimit
+from .ratelimit import parse as parse_rate
 from .result_renderer import result_renderer
 from .settings import apply_defaults
 from .state import EXTENSION_KEY, ClaimsLoader, Hooks, NonceLoader, ToucanState, get_state
 from .store import (
     CircuitBreaker,
-    GuardedLimiter,
     SessionRegistry,
-    limits_storage_options,
-    limits_storage_uri,
     make_store,
     store_kind,
 )
@@ -239,7 +238,7 @@ class Toucan:
 
 def _build_state(manager: Toucan, config: ToucanConfig, oauth: Any) -> ToucanState:
     transport = make_transport(config)
-    store, limiter, rate = _build_store(config)
+    store, limiter = _build_store(config)
     return ToucanState(
         config=config,
         oauth=oauth,
@@ -249,7 +248,6 @@ def _build_state(manager: Toucan, config: ToucanConfig, oauth: Any) -> ToucanSta
         sessions=SessionRegistry(store, config.session_lifetime),
         service=make_service(config, transport, TokenCache(store, config.margin_for)),
         limiter=limiter,
-        rate=rate,
         mappers=manager.mappers,
         hooks=manager.hooks,
         manager=manager,
@@ -275,8 +273,8 @@ def _register(app: Flask, config: ToucanConfig) -> None:
     app.cli.add_command(toucan_cli)
 
 
-def _build_store(config: ToucanConfig) -> tuple[Any, GuardedLimiter | None, Any]:
-    """The guarded store, and the refresh endpoint's rate limiter sharing its breaker."""
+def _build_store(config: ToucanConfig) -> tuple[Any, RateLimit | None]:
+    """The guarded store, and the refresh endpoint's rate limit (counted in that store)."""
     breaker = CircuitBreaker(
         store_kind(config.store),
         failures=config.store_breaker_failures,
@@ -292,20 +290,11 @@ def _build_store(config: ToucanConfig) -> tuple[Any, GuardedLimiter | None, Any]
         max_sessions=config.store_max_sessions,
     )
     if not config.rate_limit:
-        return store, None, None
-    # Imported only when rate limiting is on: ``limits`` costs ~19 ms of import.
-    from limits import parse as parse_rate
-    from limits.storage import storage_from_string
-    from limits.strategies import MovingWindowRateLimiter
-
+        return store, None
     try:
-        rate = parse_rate(config.rate_limit)
+        limits = parse_rate(config.rate_limit)
     except ValueError:
         raise ConfigurationError(
             "TOUCAN_RATE_LIMIT must look like '30/minute' (or be None to disable)"
         ) from None
-    options = limits_storage_options(
-        config.store, config.store_connect_timeout, config.store_timeout, config.store_ca_bundle
-    )
-    storage = storage_from_string(limits_storage_uri(config.store), **options)
-    return store, GuardedLimiter(MovingWindowRateLimiter(storage), store.breaker), rate
+    return store, RateLimit(limits)

@@ -34,6 +34,7 @@ from werkzeug.local import LocalProxy
 from . import signals
 from .exceptions import LoginError, StoreUnavailable
 from .state import DEFAULT_ISSUER, SESSION_ID, SESSION_USER, ToucanState, get_state, subject_key
+from .store import user_tag
 from .user import MAX_SESSION_CLAIMS_BYTES, PROTOCOL_CLAIMS, ToucanUser
 
 #: Session key of the claims-loader path: which identity the session id was issued for.
@@ -187,8 +188,10 @@ def _loaded_user(state: ToucanState) -> ToucanUser | None:
     digest = hashlib.sha256(f"flask-toucan.subject:{subject_key(user)}".encode()).hexdigest()
     if session.get(SESSION_SUBJECT) != digest or not isinstance(session.get(SESSION_ID), str):
         # Another identity (or none) had this browser session: a fresh id, so CSRF
-        # tokens and rate-limit counters of the previous user do not carry over.
-        session[SESSION_ID] = secrets.token_urlsafe(32)
+        # tokens and rate-limit counters of the previous user do not carry over. It starts
+        # with the user's hash tag, as a login record's id does: on a Redis Cluster the
+        # rate-limit counter keyed by it shares the slot of the user's tokens (one round trip).
+        session[SESSION_ID] = user_tag(subject_key(user)) + secrets.token_urlsafe(32)
         session[SESSION_SUBJECT] = digest
     return user
 

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
@@ -177,7 +178,7 @@ class TokenService:
                 "classic": _classic_key(request.classic),
             },
             # the same tag as the user's login record (extension's subject key)
-            user_tag(json.dumps(list(request.user.id))),
+            _tag_of(request.user.id),
         )
 
     def issue(
@@ -221,6 +222,12 @@ class TokenService:
         token, lifetime = self.minter.mint(request)
         self.cache.set(key, token, lifetime)
         return token, False
+
+
+@lru_cache(maxsize=4096)
+def _tag_of(user_id: tuple[str, str]) -> str:
+    """The user's hash tag from their (issuer, subject) (memoised: a pure function, bounded)."""
+    return user_tag(json.dumps(list(user_id)))
 
 
 def make_service(config: ToucanConfig, transport: Transport, cache: TokenCache) -> TokenService:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from .minting import MintRequest
+    from .ratelimit import Window
 
 #: Threads minting the missing tokens of one cold page concurrently (per app).
 MINT_THREADS = 4
@@ -148,46 +149,53 @@ def learn(kind: str) -> None:
         table[request.endpoint] = table.get(request.endpoint, frozenset()) | {kind}
 
 
-def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
+def load(
+    page: Page, kinds: Iterable[str], *, mint: bool = True, count: list[Window] | None = None
+) -> list[int] | None:
     """Fill ``page.slots`` for ``kinds`` not loaded yet: one store read, concurrent mints.
 
     ``mint=False`` (the refresh endpoint, before its CSRF check): read only;
     a miss gets a slot with what to mint (:func:`mint_missed`), nothing is
-    minted or announced yet.
+    minted or announced yet. ``count``: rate-limit windows hit in the same
+    store round trip; their counts are returned (``None``: no read was made).
     """
     todo = [k for k in dict.fromkeys(kinds) if k not in page.slots]
     if not todo:
-        return
+        return None
     try:
         pending = identity.begin()
     except StoreUnavailable as exc:
         _fail_all(page, todo, exc)
-        return
+        return None
     user = pending.user
     if user is None:
         _fail_all(page, todo, AuthenticationRequired("log in to get a token"))
-        return
+        return None
     requests, keys = _requests(page, user, todo)
     token_keys = list(dict.fromkeys(keys.values()))
     store_keys = ([pending.record_key] if pending.record_key else []) + token_keys
     # Flights ended so far, per key: a miss below is only trusted if none ends in between.
     flights = get_state().service.flights
     seen = {key: flights.completed(key) for key in token_keys}
+    counts: list[int] = []
     try:
-        values = get_state().store.get_many(*store_keys) if store_keys else []
+        if count:
+            values, counts = get_state().store.read(store_keys, count, time.time())
+        else:
+            values = get_state().store.get_many(*store_keys) if store_keys else []
     except StoreUnavailable as exc:
         if pending.record_key is not None:
             identity.fail(exc)
         _fail_all(page, todo, exc)
-        return
+        return None
     found = dict(zip(store_keys, values, strict=True))
     record = found.get(pending.record_key) if pending.record_key else None
     if identity.settle(pending, record) is None:
         _fail_all(page, todo, AuthenticationRequired("log in to get a token"))
-        return
+        return None
     if mint:
         _fill(page, user, requests, keys, found, seen)
-        return
+        return counts
     for kind, req in requests.items():
         hit = get_state().service.cache.from_entry(found.get(keys[kind]))
         scope = scope_of(req.permissions)
@@ -196,6 +204,7 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
         else:
             key = keys[kind]
             page.slots[kind] = Slot(None, req.permissions, scope, request=req, key=key, missed=seen[key])
+    return counts
 
 
 def _requests(

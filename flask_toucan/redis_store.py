@@ -1,10 +1,9 @@
 """Redis as deployments run it: one node (``redis://``, ``rediss://``, ``unix://``),
 Sentinel (``redis+sentinel://``) or Cluster (``redis+cluster://``).
 
-Imported only when ``TOUCAN_STORE`` names Redis (``import flask_toucan`` must
-not pay for redis-py). The URL forms are the ones the ``limits`` library
-(the refresh endpoint's rate limiter) accepts, so one setting points both at
-the same deployment:
+redis-py is imported only when ``TOUCAN_STORE`` names Redis (``import
+flask_toucan`` must not pay for it): this module imports it inside functions.
+The URL forms (the ones the ``limits`` library and Flask-Limiter read too):
 
 * ``redis://[:password@]host:port/db``, ``rediss://...`` (TLS; the CA from
   ``TOUCAN_STORE_CA_BUNDLE`` or the URL's ``ssl_ca_certs`` query parameter),
@@ -19,6 +18,8 @@ the same deployment:
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +32,7 @@ CLUSTER = "redis+cluster://"
 
 
 def redis_options(connect_timeout: float, timeout: float) -> dict[str, Any]:
-    """Client options shared by the store and the rate limiter's Redis storage.
+    """Options of the store's client (which also counts the rate limit).
 
     Short socket timeouts, and one immediate retry: redis-py's default is three
     retries with back-off, which against a dead server multiplies every
@@ -165,3 +166,164 @@ class RedisLocks:
             lock.release()
         except LockError:  # expired (and maybe taken by another worker): not ours to delete
             pass
+
+
+#: How cachelib's RedisCache (this store before 0.x) marked a pickled value: never unpickled here.
+LEGACY_PICKLE = b"!"
+
+
+def encode(value: Any) -> bytes:
+    """A store value as JSON (integers stay plain digits, as ``INCR`` writes them)."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def decode(raw: bytes | None) -> Any:
+    """A stored value, or ``None`` (a miss) for anything that is not our JSON.
+
+    A value another writer left in the shared Redis is data, never code: a
+    pickle (cachelib's ``!`` prefix, the format before this store) or any
+    other unreadable value is a miss, not an ``unpickle`` and not a crash.
+    """
+    if raw is None or raw[:1] == LEGACY_PICKLE:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+
+
+class RedisStore:
+    """The Redis store: cachelib's cache interface over redis-py, values as JSON, one trip per call.
+
+    Why not cachelib's ``RedisCache``: it pickles (a shared Redis that anyone
+    else can write to would hand us code to run), and a request's reads and
+    its rate-limit count should be one round trip (:meth:`read`).
+
+    With a single server (``redis://``, ``rediss://``, ``unix://``, Sentinel's
+    master) each thread keeps one connection of the client's pool for itself
+    and writes a call's commands to it at once, then reads the replies:
+    redis-py's per-command path (pool checkout with a readiness poll,
+    response callbacks, retry wrapper) cost more than the round trip itself
+    on a cached page. A connection whose exchange failed is closed before it
+    is used again (no reply is ever left unread on it), and a failed exchange
+    is tried once more on a fresh connection (a Redis restart closed the old
+    one). With a Cluster the commands go through redis-py's non-transactional
+    pipeline, which routes a slot's keys to its node.
+    """
+
+    #: The store counts rate-limit windows in its own read (GuardedStore.read checks this).
+    counts_in_read = True
+
+    def __init__(self, client: Any, key_prefix: str = "toucan:") -> None:
+        self.client = client
+        self.key_prefix = key_prefix
+        self._pool = getattr(client, "connection_pool", None) if _single_node(client) else None
+        self._local = threading.local()
+        from redis.exceptions import ConnectionError as Disconnected
+        from redis.exceptions import TimeoutError as TimedOut
+
+        #: After these the exchange is tried once more, on a fresh connection.
+        self._retryable = (Disconnected, TimedOut, OSError)
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self.key_prefix!r})"
+
+    # ------------------------------------------------------------ the round trip
+    def execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one round trip; their raw replies, in order."""
+        if self._pool is None:
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(pipe.execute())
+        try:
+            return self._exchange(commands)
+        except self._retryable:
+            return self._exchange(commands)
+
+    def _exchange(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        conn = self._connection()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            return [conn.read_response() for _ in commands]
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: the next exchange reconnects
+            raise
+
+    def _connection(self) -> Any:
+        """This thread's connection (taken from the pool once; a forked child takes its own)."""
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or local.pid != os.getpid():
+            assert self._pool is not None
+            conn = local.conn = self._pool.get_connection()
+            local.pid = os.getpid()
+        return conn
+
+    def read(self, keys: list[str], counters: list[tuple[str, int]]) -> tuple[list[Any], list[int]]:
+        """``MGET`` of ``keys`` and, in the same round trip, ``INCR`` + ``EXPIRE`` of each counter."""
+        p = self.key_prefix
+        commands: list[tuple[Any, ...]] = [("MGET", *[p + k for k in keys])] if keys else []
+        for key, ttl in counters:
+            commands += [("INCR", p + key), ("EXPIRE", p + key, ttl)]
+        replies = self.execute(commands)
+        values = [decode(v) for v in replies[0]] if keys else []
+        counts = [int(n) for n in replies[1 if keys else 0 :: 2]]
+        return values, counts
+
+    # ------------------------------------------------------------ cachelib's interface
+    def get(self, key: str) -> Any:
+        return decode(self.execute([("GET", self.key_prefix + key)])[0])
+
+    def get_many(self, *keys: str) -> list[Any]:
+        return self.read(list(keys), [])[0] if keys else []
+
+    def has(self, key: str) -> bool:
+        return bool(self.execute([("EXISTS", self.key_prefix + key)])[0])
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        return self._set(key, value, timeout, nx=False)
+
+    def add(self, key: str, value: Any, timeout: int | None = None) -> bool:
+        return self._set(key, value, timeout, nx=True)
+
+    def _set(self, key: str, value: Any, timeout: int | None, *, nx: bool) -> bool:
+        command: tuple[Any, ...] = ("SET", self.key_prefix + key, encode(value))
+        if timeout:  # 0 / None: no expiry (cachelib's meaning)
+            command += ("EX", int(timeout))
+        if nx:
+            command += ("NX",)
+        return self.execute([command])[0] is not None
+
+    def set_many(self, mapping: dict[str, Any], timeout: int | None = None) -> list[Any]:
+        for key, value in mapping.items():
+            self.set(key, value, timeout)
+        return list(mapping)
+
+    def delete(self, key: str) -> bool:
+        return bool(self.execute([("DEL", self.key_prefix + key)])[0])
+
+    def delete_many(self, *keys: str) -> list[Any]:
+        if keys:
+            self.execute([("DEL", *[self.key_prefix + k for k in keys])])
+        return list(keys)
+
+    def clear(self) -> bool:
+        """Delete every key under the prefix (``SCAN``, never ``KEYS`` or ``FLUSHDB``)."""
+        names = list(self.client.scan_iter(match=self.key_prefix + "*"))
+        for start in range(0, len(names), 500):
+            self.client.delete(*names[start : start + 500])
+        return True
+
+    def inc(self, key: str, delta: int = 1) -> int:
+        return int(self.execute([("INCRBY", self.key_prefix + key, delta)])[0])
+
+    def dec(self, key: str, delta: int = 1) -> int:
+        return self.inc(key, -delta)
+
+
+def _single_node(client: Any) -> bool:
+    """A plain client (one server, maybe found by Sentinel), not a Cluster's (which routes by slot)."""
+    import redis
+
+    return isinstance(client, redis.Redis)

@@ -607,14 +607,14 @@ SETTINGS: tuple[Setting, ...] = (
     S(
         "TOUCAN_STORE_CONNECT_TIMEOUT",
         0.5,
-        "seconds: Redis connect timeout (store and rate limiter)",
+        "seconds: Redis connect timeout (store, rate-limit counters included)",
         _number("TOUCAN_STORE_CONNECT_TIMEOUT"),
         "store_connect_timeout",
     ),
     S(
         "TOUCAN_STORE_TIMEOUT",
         0.5,
-        "seconds: Redis read/write timeout (store and rate limiter)",
+        "seconds: Redis read/write timeout (store, rate-limit counters included)",
         _number("TOUCAN_STORE_TIMEOUT"),
         "store_timeout",
     ),
@@ -658,7 +658,7 @@ SETTINGS: tuple[Setting, ...] = (
     S(
         "TOUCAN_STORE_CA_BUNDLE",
         None,
-        "PEM CA file for a `rediss://` store (and its rate limiter)",
+        "PEM CA file for a `rediss://` store",
         _store_ca_bundle,
         "store_ca_bundle",
         "`None` (the system's CAs)",
@@ -666,7 +666,7 @@ SETTINGS: tuple[Setting, ...] = (
     S(
         "TOUCAN_RATE_LIMIT",
         "30/minute",
-        "per-session limit of the refresh endpoint (`limits` syntax; `None` disables)",
+        'per-session limit of the refresh endpoint, a fixed window counted in the store (`limits` syntax, e.g. `"5/second;100/hour"`; `None` disables)',
         _as_is,
         "rate_limit",
     ),

@@ -24,7 +24,8 @@ from .config import ToucanConfig
 from .http import Transport
 from .mappers import MapperRegistry
 from .minting import TokenService
-from .store import GuardedLimiter, SessionRegistry
+from .ratelimit import RateLimit
+from .store import SessionRegistry
 from .user import ToucanUser
 
 #: Session keys (Flask's signed cookie session). Only these two are ever written.
@@ -70,8 +71,8 @@ class ToucanState:
     store: Any
     sessions: SessionRegistry
     service: TokenService
-    limiter: GuardedLimiter | None
-    rate: Any
+    #: ``TOUCAN_RATE_LIMIT`` parsed (``None``: off); counted in :attr:`store`.
+    limiter: RateLimit | None
     mappers: MapperRegistry
     hooks: Hooks
     #: The :class:`~flask_toucan.Toucan` facade that owns this state (for host code and

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError, StoreUnavailable
+from .ratelimit import LocalCounter, Window
 
 log = logging.getLogger("flask_toucan")
 T = TypeVar("T")
@@ -42,11 +45,10 @@ DEFAULT_BREAKER_COOLDOWN = 2.0
 
 
 def store_errors() -> tuple[type[BaseException], ...]:
-    """What a store raises when it is down: ``OSError`` (files, sockets), Redis's errors,
-    ``limits``' wrapped storage errors.
+    """What a store raises when it is down: ``OSError`` (files, sockets), Redis's errors.
 
     Anything else (``TypeError``...) is a bug and is left to surface as one.
-    Looked up in ``sys.modules`` on each call: redis-py and ``limits`` are
+    Looked up in ``sys.modules`` (only when a store call failed): redis-py is
     imported only when configured, and a library that was never imported
     raised nothing.
     """
@@ -55,9 +57,6 @@ def store_errors() -> tuple[type[BaseException], ...]:
     if redis_exceptions is not None:
         # A cluster without a reachable node raises RedisClusterException (not a RedisError).
         errors = (*errors, redis_exceptions.RedisError, redis_exceptions.RedisClusterException)
-    limits_errors = sys.modules.get("limits.errors")
-    if limits_errors is not None:
-        errors = (*errors, limits_errors.StorageError)
     return errors
 
 
@@ -111,11 +110,15 @@ class CircuitBreaker:
             self._opened_at = None
             self._probing = False
 
-    def call(self, op: str, fn: Callable[[], T], *, must_succeed: bool = False) -> T:
-        """Run one store call through the breaker; ``must_succeed``: a falsy answer is a failure."""
-        self.before()
+    def call(self, op: str, fn: Callable[..., T], *args: Any, must_succeed: bool = False, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` through the breaker; ``must_succeed``: a falsy answer is a failure.
+
+        No closure per call: this is every request's path to the store.
+        """
+        if self._opened_at is not None:
+            self.before()
         try:
-            result = fn()
+            result = fn(*args, **kwargs)
         except store_errors() as exc:
             self.failure()
             # The type only: a Redis error's text names the host, a URL may hold a password.
@@ -130,7 +133,8 @@ class CircuitBreaker:
             self.failure()
             log.warning("flask-toucan: %s store %s failed (the store reported it)", self.kind, op)
             raise StoreUnavailable(f"the {self.kind} store is unavailable (could not {op})")
-        self.success()
+        if self._count or self._opened_at is not None or self._probing:
+            self.success()
         return result
 
     def abandon(self) -> None:
@@ -176,6 +180,7 @@ class GuardedStore:
         #: Cross-worker locks (:class:`~flask_toucan.redis_store.RedisLocks`) when the
         #: store is shared and can hold them; ``None``: in-process single-flight only.
         self.locks = locks
+        self._counter: LocalCounter | None = None
 
     @property
     def shared(self) -> bool:
@@ -199,16 +204,40 @@ class GuardedStore:
         return f"GuardedStore({type(self.inner).__name__}, kind={self.kind!r})"
 
     def _call(self, op: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return self.breaker.call(op, lambda: fn(*args, **kwargs))
+        return self.breaker.call(op, fn, *args, **kwargs)
 
     def _write(self, op: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
-        return bool(self.breaker.call(op, lambda: fn(*args, **kwargs), must_succeed=True))
+        return bool(self.breaker.call(op, fn, *args, must_succeed=True, **kwargs))
 
     def get(self, key: str) -> Any:
-        return self._call("get", self.inner.get, key)
+        return self.breaker.call("get", self.inner.get, key)
 
     def get_many(self, *keys: str) -> list[Any]:
-        return list(self._call("get", self.inner.get_many, *keys))
+        return list(self.breaker.call("get", self.inner.get_many, *keys))
+
+    def read(self, keys: list[str], windows: list[Window], now: float) -> tuple[list[Any], list[int]]:
+        """``get_many(*keys)`` and one hit on each rate-limit window, in one store round trip.
+
+        Redis counts in the same pipeline as the reads (the counters are shared
+        by every worker); any other store reads, then counts in this process
+        (:class:`~flask_toucan.ratelimit.LocalCounter`), as the memory store
+        always has.
+        """
+        if not windows:
+            return self.get_many(*keys), []
+        if getattr(self.inner, "counts_in_read", False):  # RedisStore (not imported: redis is optional)
+            counters = [(w.key, max(1, math.ceil(w.ends_at - now))) for w in windows]
+            values, counts = self.breaker.call("get", self.inner.read, keys, counters)
+            return values, counts
+        values = self.get_many(*keys) if keys else []
+        return values, self.counter.hit(windows, now)
+
+    @property
+    def counter(self) -> LocalCounter:
+        """The in-process rate-limit counters of a store that does not count (made on first use)."""
+        if self._counter is None:
+            self._counter = LocalCounter()
+        return self._counter
 
     def has(self, key: str) -> bool:
         return bool(self._call("get", self.inner.has, key))
@@ -295,13 +324,10 @@ def make_store(
         capacities = {"max_tokens": max_tokens, "max_sessions": max_sessions}
         return GuardedStore(MemoryStore(**{k: v for k, v in capacities.items() if v}), kind, breaker)
     if isinstance(spec, str) and spec.startswith(REDIS_SCHEMES):
-        from cachelib import RedisCache
-
-        from .redis_store import RedisLocks
+        from .redis_store import RedisLocks, RedisStore
 
         client = redis_client(spec, connect_timeout=connect_timeout, timeout=timeout, ca_bundle=ca_bundle)
-        redis_cache = RedisCache(host=client, key_prefix="toucan:", default_timeout=0)
-        return GuardedStore(redis_cache, kind, breaker, locks=RedisLocks(client, "toucan:lock:"))
+        return GuardedStore(RedisStore(client), kind, breaker, locks=RedisLocks(client, "toucan:lock:"))
     if isinstance(spec, str) and spec.startswith("file://"):
         cache = FileSystemCache(urlsplit(spec).path, threshold=10_000, default_timeout=0, mode=0o600)
         return GuardedStore(cache, kind, breaker)
@@ -318,65 +344,15 @@ def redis_client(spec: str, *, connect_timeout: float, timeout: float, ca_bundle
     return make_client(spec, connect_timeout=connect_timeout, timeout=timeout, ca_bundle=ca_bundle)
 
 
-def redis_options(connect_timeout: float, timeout: float) -> dict[str, Any]:
-    """Client options shared by the store and the rate limiter (see :mod:`.redis_store`)."""
-    from .redis_store import redis_options as options
-
-    return options(connect_timeout, timeout)
-
-
-class GuardedLimiter:
-    """The refresh endpoint's ``limits`` rate limiter, failing like the store it shares.
-
-    With Redis, the limiter's counters live in the same server as the store and
-    share its breaker: a dead Redis is :class:`StoreUnavailable` here too.
-    """
-
-    def __init__(self, limiter: Any, breaker: CircuitBreaker) -> None:
-        self.limiter = limiter
-        self.breaker = breaker
-
-    def hit(self, item: Any, *identifiers: str) -> bool:
-        return bool(self.breaker.call("rate limit", lambda: self.limiter.hit(item, *identifiers)))
-
-    def get_window_stats(self, item: Any, *identifiers: str) -> Any:
-        return self.breaker.call("rate limit", lambda: self.limiter.get_window_stats(item, *identifiers))
-
-
-def limits_storage_options(
-    spec: Any, connect_timeout: float, timeout: float, ca_bundle: str | None = None
-) -> dict[str, Any]:
-    """Options for ``limits.storage.storage_from_string``: short timeouts, wrapped errors."""
-    if isinstance(spec, str) and spec.startswith(REDIS_SCHEMES):
-        from .redis_store import tls_options
-
-        return {
-            "wrap_exceptions": True,
-            **redis_options(connect_timeout, timeout),
-            **tls_options(spec, ca_bundle),
-        }
-    return {}
-
-
-def limits_storage_uri(spec: Any) -> str:
-    """The ``limits`` storage matching ``TOUCAN_STORE`` (Redis is shared; else per process).
-
-    ``limits`` reads the same ``redis://``, ``rediss://``, ``redis+sentinel://``
-    and ``redis+cluster://`` URLs; it spells a Redis unix socket ``redis+unix://``.
-    """
-    if isinstance(spec, str) and spec.startswith("unix://"):
-        return "redis+" + spec
-    if isinstance(spec, str) and spec.startswith(REDIS_SCHEMES):
-        return spec
-    return "memory://"
-
-
+@lru_cache(maxsize=4096)
 def user_tag(subject_key: str) -> str:
     """A Redis Cluster hash tag (``{...}``) naming one user, shared by all of that user's keys.
 
     Login record, tokens, locks and the refresh rate limit of one user then
     live in one slot (one node): a pipeline or ``MGET`` over them is one
     round trip even on a cluster. A salted hash: the key names no user.
+    Memoised (a pure function of the key, bounded): every request of a user
+    derives it for its token keys.
     """
     digest = hashlib.sha256(b"flask-toucan.user-tag\0" + subject_key.encode()).hexdigest()
     return "{" + digest[:16] + "}"

@@ -34,6 +34,7 @@ from .exceptions import (
     UpstreamRejected,
 )
 from .mappers import KINDS
+from .ratelimit import Window
 from .redirects import safe_next
 from .state import SESSION_ID, get_state
 from .tokens import EmbedToken
@@ -248,21 +249,29 @@ def refresh_token() -> Response:
         response.headers["Allow"] = "POST"
         response.headers["Cache-Control"] = "no-store"
         return response
-    # Origin first (a cross-site request costs no store read), then the session record and
-    # the cached token in one store round trip (no mint yet: CSRF is checked before any).
+    # Origin first (a cross-site request costs no store read), then the session record, the
+    # cached token and the rate-limit count in one store round trip (no mint yet: CSRF and the
+    # rate limit are checked before any).
     guards.check_same_origin(request.headers, request.host)
     kind, body_error = _refresh_kind()
+    counted = None
     if kind is not None:
-        page.load(page.current_page(), [kind], mint=False)
-    user = checked_post("toucan-refresh", "too many token requests; slow down")
+        windows = countable(REFRESH_BUCKET)
+        counts = page.load(page.current_page(), [kind], mint=False, count=windows)
+        counted = (windows, counts) if windows and counts else None
+    user = checked_post(REFRESH_BUCKET, "too many token requests; slow down", counted, origin_checked=True)
     if kind is None:
         assert body_error is not None
         raise body_error
     token = _refresh_token_for(kind, user)
-    response = jsonify(token.as_json())
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Vary"] = "Cookie"
-    return response
+    # What jsonify would send (compact, sorted keys, a newline), without its provider lookups;
+    # security_headers adds Referrer-Policy and nosniff like on every JSON answer.
+    body = json.dumps(token.as_json(), separators=(",", ":"), sort_keys=True) + "\n"
+    return current_app.response_class(body, mimetype="application/json", headers=REFRESH_HEADERS)
+
+
+#: Headers of a refresh's 200 (a bearer token: never stored; it differs per session cookie).
+REFRESH_HEADERS = (("Cache-Control", "no-store"), ("Vary", "Cookie"))
 
 
 def _refresh_kind() -> tuple[str | None, BadRequest | None]:
@@ -296,23 +305,58 @@ def _refresh_token_for(kind: str, user: ToucanUser) -> EmbedToken:
 MAX_REFRESH_BODY = 1024
 
 
-def checked_post(bucket: str, slow_down: str) -> ToucanUser:
+REFRESH_BUCKET = "toucan-refresh"
+#: Rate-limit windows and their counts, taken in the request's store read (see :func:`countable`).
+Counted = tuple[list[Window], list[int]]
+
+
+def countable(bucket: str) -> list[Window]:
+    """The rate-limit windows to count in this request's store read, else ``[]``.
+
+    Only with rate limiting on and a CSRF token that is this session's: a
+    request refused for its CSRF token (or its origin, checked before) counts
+    nothing, as before the count joined the store read. The CSRF check is a
+    local, memoised HMAC; :func:`checked_post` still makes it, in its order.
+    """
+    state = get_state()
+    sid = session.get(SESSION_ID)
+    token = request.headers.get(state.config.csrf_header)
+    if state.limiter is None or not isinstance(sid, str):
+        return []
+    if not csrf.check_token(current_app, token, sid, state.config.csrf_max_age):
+        return []
+    return state.limiter.windows(bucket, sid, time.time())
+
+
+def checked_post(
+    bucket: str, slow_down: str, counted: Counted | None = None, *, origin_checked: bool = False
+) -> ToucanUser:
     """What every state-changing JSON route checks first; returns the logged-in user.
 
     In this order, so the cheapest refusal comes first and a refused request
     costs no store read: same-origin headers (:mod:`guards`: a malformed
     ``Origin`` is a 403, never a crash), a live login, the CSRF token bound to
-    it, then the per-session rate limit counted in ``bucket``.
+    it, then the per-session rate limit counted in ``bucket`` (already
+    ``counted`` in the request's one store read, or counted now).
+    ``origin_checked``: the caller ran the same-origin check already.
     """
     state = get_state()
-    guards.check_same_origin(request.headers, request.host)
+    if not origin_checked:
+        guards.check_same_origin(request.headers, request.host)
     user = identity.current_user()
     if user is None:
         raise AuthenticationRequired("the session has ended; log in again")
     sid = csrf.require(request.headers.get(state.config.csrf_header))
-    if state.limiter is not None and not state.limiter.hit(state.rate, bucket, sid):
-        reset, _ = state.limiter.get_window_stats(state.rate, bucket, sid)
-        raise RateLimited(slow_down, retry_after=max(1, int(reset - time.time()) + 1))
+    if state.limiter is not None:
+        now = time.time()
+        if counted is not None:
+            windows, counts = counted
+        else:
+            windows = state.limiter.windows(bucket, sid, now)
+            counts = state.store.read([], windows, now)[1]
+        retry_after = state.limiter.retry_after(windows, counts, now)
+        if retry_after is not None:
+            raise RateLimited(slow_down, retry_after=retry_after)
     return user
 
 
@@ -323,7 +367,7 @@ def small_json_body(max_bytes: int = MAX_REFRESH_BODY) -> Any:
     without ``Content-Length``, and ``NaN`` / ``Infinity`` are refused.
     """
     guards.check_body_headers(request.headers, max_bytes)
-    raw = request.stream.read(max_bytes + 1)
+    raw = _read_body(max_bytes)
     if len(raw) > max_bytes:
         raise BadRequest(f"the body is larger than {max_bytes} bytes")
     if not raw.strip():
@@ -333,6 +377,36 @@ def small_json_body(max_bytes: int = MAX_REFRESH_BODY) -> Any:
         return json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None
+
+
+def _read_body(max_bytes: int) -> bytes:
+    """Up to ``max_bytes + 1`` bytes of the body.
+
+    The common case (a ``Content-Length`` that :func:`guards.check_body_headers`
+    found to be a number within ``max_bytes``, within the app's
+    ``MAX_CONTENT_LENGTH``) reads exactly that many bytes from the server's
+    input, as werkzeug's length-limited stream would, without building that
+    stream (a third of the refresh's body handling). Anything else (no length,
+    a chunked body the server terminates, a length over the app's limit)
+    goes through ``request.stream``, which knows those cases and answers 413.
+    """
+    environ = request.environ
+    raw_length = environ.get("CONTENT_LENGTH")
+    limit = request.max_content_length
+    if raw_length and raw_length.isdigit() and not environ.get("wsgi.input_terminated"):
+        length = int(raw_length)
+        if length <= max_bytes and (limit is None or length <= limit):
+            stream = environ["wsgi.input"]
+            chunks, left = [], length
+            while left > 0:
+                chunk = stream.read(left)
+                if not chunk:  # what werkzeug's stream calls a client that disconnected
+                    raise BadRequest("the body is shorter than its Content-Length")
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+    data: bytes = request.stream.read(max_bytes + 1)
+    return data
 
 
 def _refuse_constant(name: str) -> Any:

@@ -30,7 +30,6 @@ LAZY_OPTIONAL = {
     "flask_toucan.sandbox",  # `sandbox` extra (joserfc)
     # Machinery used only when configured, so `import flask_toucan` does not pay for it
     # (issue 11 item 8; the acyclic contract sees these imports too, so no cycle hides here):
-    "limits",  # TOUCAN_RATE_LIMIT on
     "flask_toucan.redis_store",  # a Redis TOUCAN_STORE (redis-py)
     "flask_toucan.exchange",  # TOUCAN_EXCHANGE_URL set (Authlib's OAuth 2 client, joserfc)
     # Deliberately deferred for start-up time (issue 11 item 8, bench row 7b): each is

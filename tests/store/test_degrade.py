@@ -10,10 +10,11 @@ import fakeredis
 import pytest
 import redis
 from cachelib import FileSystemCache, RedisCache, SimpleCache
-from limits.errors import StorageError
 
 from flask_toucan.exceptions import StoreUnavailable
-from flask_toucan.store import CircuitBreaker, GuardedLimiter, GuardedStore, describe_store, make_store
+from flask_toucan.ratelimit import Limit, RateLimit
+from flask_toucan.redis_store import RedisStore
+from flask_toucan.store import CircuitBreaker, GuardedStore, describe_store, make_store
 
 from .apps import login, make_store_app
 
@@ -143,8 +144,8 @@ def test_redis_errors_become_store_unavailable_without_host_or_password() -> Non
 
 def test_redis_client_gets_short_timeouts_and_one_retry() -> None:
     store = make_store(DEAD_REDIS, connect_timeout=0.25, timeout=0.3)
-    assert isinstance(store.inner, RedisCache)
-    client = store.inner._write_client
+    assert isinstance(store.inner, RedisStore)
+    client = store.inner.client
     kwargs = client.connection_pool.connection_kwargs
     assert kwargs["socket_connect_timeout"] == 0.25
     assert kwargs["socket_timeout"] == 0.3
@@ -188,17 +189,17 @@ def test_session_close_that_cannot_delete_is_store_unavailable(tmp_path: Any, mo
     assert registry.is_active(sid, "alice")  # it is still there: the logout did not happen
 
 
-def test_rate_limiter_storage_failure_is_store_unavailable() -> None:
-    class DeadLimiter:
-        def hit(self, *args: Any) -> bool:
-            raise StorageError(redis.ConnectionError("refused"))
-
-        def get_window_stats(self, *args: Any) -> Any:
-            raise StorageError(redis.ConnectionError("refused"))
-
-    guarded = GuardedLimiter(DeadLimiter(), CircuitBreaker("Redis"))
+def test_a_rate_limit_count_on_a_dead_redis_is_store_unavailable() -> None:
+    """The counter travels in the store's own round trip: its failure is the store's, behind its breaker."""
+    server = fakeredis.FakeServer()
+    store = GuardedStore(RedisStore(fakeredis.FakeRedis(server=server)), "Redis", CircuitBreaker("Redis"))
+    windows = RateLimit((Limit(5, 60),)).windows("toucan-refresh", "{tag}sid", time.time())
+    assert store.read(["sid:x"], windows, time.time()) == ([None], [1])
+    server.connected = False
     with pytest.raises(StoreUnavailable, match="Redis store"):
-        guarded.hit("rate", "toucan-refresh", "sid")
+        store.read(["sid:x"], windows, time.time())
+    with pytest.raises(StoreUnavailable, match="Redis store"):
+        store.read([], windows, time.time())
 
 
 def test_describe_store_never_shows_the_password() -> None:
@@ -234,11 +235,20 @@ def test_store_settings_are_validated(key: str, value: Any) -> None:
 
 
 # --------------------------------------------------------------- the app
-@pytest.fixture
-def down_app() -> Any:
-    """An app on fakeredis, a user logged in, then the server disconnected."""
+@pytest.fixture(params=["RedisStore", "RedisCache"])
+def down_app(request: Any) -> Any:
+    """An app on fakeredis, a user logged in, then the server disconnected.
+
+    Our own Redis store (reads and the rate-limit count in one pipeline), and
+    cachelib's ``RedisCache`` passed as a custom cache (reads, then counting in
+    process).
+    """
     server, cache = disconnected_redis()
-    app, _ = make_store_app(cache, TOUCAN_STORE_BREAKER_COOLDOWN=0.05)
+    store: Any = cache
+    if request.param == "RedisStore":
+        breaker = CircuitBreaker("Redis", cooldown=0.05)
+        store = GuardedStore(RedisStore(fakeredis.FakeRedis(server=server)), "Redis", breaker)
+    app, _ = make_store_app(store, TOUCAN_STORE_BREAKER_COOLDOWN=0.05)
     client = app.test_client()
     csrf = login(client)
     assert client.get("/page").status_code == 200
@@ -263,21 +273,6 @@ def test_refresh_answers_503_json_with_retry_after(down_app: Any) -> None:
         assert resp.headers["Retry-After"] == "5"
         assert resp.get_json()["error"] == "store_unavailable"
         assert resp.headers["Cache-Control"] == "no-store"
-
-
-def test_refresh_503_when_the_rate_limiter_storage_fails(monkeypatch: Any) -> None:
-    app, _ = make_store_app("memory")
-    client = app.test_client()
-    csrf = login(client)
-    limiter = app.extensions["toucan"].limiter
-
-    def dead(*args: Any) -> bool:
-        raise StorageError(redis.ConnectionError("refused"))
-
-    monkeypatch.setattr(limiter.limiter, "hit", dead)
-    resp = client.post("/toucan/token", json={}, headers={"X-Toucan-CSRF": csrf})
-    assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
-    assert resp.get_json()["error"] == "store_unavailable"
 
 
 def test_logout_answers_an_html_503_page_and_keeps_the_cookie(down_app: Any) -> None:

@@ -2,7 +2,9 @@
 
 Counted by the real ``redis-server`` itself (``INFO commandstats`` after a
 ``CONFIG RESETSTAT``): every command the app sent, by name. A ``GET`` for the
-session record plus one per token would show up as several calls.
+session record plus one per token would show up as several calls. With the
+rate limit on, its counter's commands join the same pipeline: round trips are
+then counted at the socket (writes of a request to redis-py's connection).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 def app_on(redis_url: str, **config: Any) -> Any:
-    app, toucan = make_store_app(redis_url, TOUCAN_RATE_LIMIT=None, **config)
+    app, toucan = make_store_app(redis_url, **{"TOUCAN_RATE_LIMIT": None, **config})
 
     @toucan.permissions
     def permissions(user: Any) -> dict[str, dict[str, bool]]:
@@ -151,3 +153,57 @@ def test_tokens_that_are_never_cached_take_no_cross_worker_lock(redis_server):
     assert first.status_code == second.status_code == 200
     assert first.get_json()["token"] != second.get_json()["token"]
     assert commands(r) == {"mget": 2}, commands(r)  # one read per refresh, no lock, no write
+
+
+def test_a_rate_limited_cached_refresh_is_still_one_round_trip(redis_server, monkeypatch):
+    """With TOUCAN_RATE_LIMIT on, the counter's INCR + EXPIRE ride in the MGET's pipeline."""
+    from .test_redis_store import count_sends
+
+    app = app_on(redis_server.url, TOUCAN_RATE_LIMIT="100/minute")
+    client = app.test_client()
+    csrf = login(client)
+    headers = {"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "same-origin"}
+    first = client.post("/toucan/token", json={"kind": "assistant"}, headers=headers)
+    assert first.status_code == 200
+    r = redis.Redis.from_url(redis_server.url)
+    r.config_resetstat()
+    sends = count_sends(monkeypatch)
+    again = client.post("/toucan/token", json={"kind": "assistant"}, headers=headers)
+    assert again.status_code == 200 and again.get_json()["token"] == first.get_json()["token"]
+    assert len(sends) == 1, sends  # one write to the socket: one round trip
+    assert commands(r) == {"mget": 1, "incr": 1, "expire": 1}, commands(r)
+
+
+def test_the_rate_limit_is_shared_by_workers_and_answers_429_with_retry_after(redis_server):
+    """Two app instances (two workers) on one Redis count one session's refreshes together."""
+    worker_a = app_on(redis_server.url, TOUCAN_RATE_LIMIT="3/minute")
+    worker_b = app_on(redis_server.url, TOUCAN_RATE_LIMIT="3/minute")
+    client = worker_a.test_client()
+    csrf = login(client)
+    cookie = client.get_cookie("session")
+    other = worker_b.test_client()
+    other.set_cookie("session", cookie.value)
+    headers = {"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "same-origin"}
+    statuses = [
+        c.post("/toucan/token", json={}, headers=headers).status_code for c in (client, other, client)
+    ]
+    assert statuses == [200, 200, 200]
+    refused = other.post("/toucan/token", json={}, headers=headers)
+    assert refused.status_code == 429 and refused.get_json()["error"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["Cache-Control"] == "no-store"
+
+
+def test_a_refresh_refused_for_its_csrf_token_is_not_counted(redis_server):
+    app = app_on(redis_server.url, TOUCAN_RATE_LIMIT="2/minute")
+    client = app.test_client()
+    csrf = login(client)
+    bad = {"X-Toucan-CSRF": "not-the-token", "Sec-Fetch-Site": "same-origin"}
+    for _ in range(5):
+        assert client.post("/toucan/token", json={}, headers=bad).status_code == 403
+    good = {"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "same-origin"}
+    assert [client.post("/toucan/token", json={}, headers=good).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]

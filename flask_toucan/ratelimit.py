@@ -30,7 +30,6 @@ import re
 import threading
 from dataclasses import dataclass
 
-
 PERIODS = {
     "second": 1,
     "minute": 60,

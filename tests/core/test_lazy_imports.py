@@ -3,8 +3,9 @@
 ``import flask_toucan`` loads the exceptions, ``EmbedToken``, ``ToucanUser``
 and the signals. ``from flask_toucan import Toucan`` adds what building and
 ``init_app``-ing a ``Toucan`` needs, nothing more: redis-py (a Redis store),
-the MCP SDK and views (the assistant), joserfc's exchange, the CLI's command bodies, the headless client, the sandbox, the key
-machinery of signed mode, cachelib and the cold page's thread pool load when
+the MCP SDK and views (the assistant), joserfc's exchange, the CLI's command
+bodies, the headless client, the sandbox, the key machinery of signed mode,
+cachelib and the cold page's thread pool load when
 configured or first used; ``limits`` never (the rate limit is a counter in
 the store, :mod:`flask_toucan.ratelimit`). Checked in fresh interpreters
 (``sys.modules``).

@@ -170,23 +170,18 @@ class ComponentKit:
         """Two module scripts (component script, refresh script) with the CSP nonce.
 
         Nothing inline: both are external files, so ``script-src 'nonce-…'`` or a
-        host allow-list is enough, with no ``'unsafe-inline'``.
+        host allow-list is enough, with no ``'unsafe-inline'``. The escaped
+        ``src`` values depend only on the app and its mount point and are
+        built once each (:func:`flask_toucan.page.script_srcs`); the nonce,
+        new on every request, is escaped on every call.
         """
         state = get_state()
         nonce = state.hooks.csp_nonce()
-        tags = []
-        for src in (
-            state.config.embed_script_url,
-            page.route_url("toucan.static", filename="toucan-refresh.js"),
-        ):
-            if src is None:
-                continue
-            tags.append(
-                Markup(  # noqa: S704 - attributes escaped by render_attributes
-                    f"<script{render_attributes({'type': 'module', 'src': src, 'nonce': nonce})}></script>"
-                )
-            )
-        return Markup("\n").join(tags)
+        tail = "" if nonce is None else f' nonce="{escape(str(nonce))}"'
+        # Every value is escaped: the srcs when cached, the nonce just above.
+        return Markup(  # noqa: S704
+            "\n".join(f'<script type="module" src="{src}"{tail}></script>' for src in page.script_srcs(state))
+        )
 
     # ---------------------------------------------------------- components
     def dashboard(self, dashboard_id: Any = None, **options: Any) -> Markup:
@@ -266,7 +261,8 @@ class ComponentKit:
         presentation = self._presentation(options)
         server = options.get("server_url")
         server_url = _server_url(server) if server is not None else None
-        found, reason = _token_or_reason(tag, kind)
+        current = page.current_page()
+        found, reason = _token_or_reason(current, tag, kind)
         if found is None or found.token is None:
             return self._placeholder(reason, kind, presentation)
         own = render_attributes(
@@ -279,7 +275,7 @@ class ComponentKit:
         )
         # auth-token and server-url: escaped once per kind and page (unless server_url= is given).
         head = (
-            page.head(found)
+            page.head(current, found)
             if server is None
             else render_attributes({"auth-token": found.token.value, "server-url": server_url})
         )
@@ -289,7 +285,7 @@ class ComponentKit:
         # Tabs of one login share tokens; the CSRF string differs per page (it is
         # timestamped), so they meet on a digest of the session id (the tail).
         return Markup(  # noqa: S704 - tag is a constant, attributes escaped
-            f"<{tag}{own}{head}{look}{page.tail(kind, found)}></{tag}>"
+            f"<{tag}{own}{head}{look}{page.tail(current, kind, found)}></{tag}>"
         )
 
     @staticmethod
@@ -315,14 +311,14 @@ class ComponentKit:
         return Markup(html)  # noqa: S704 - output of an autoescaped template
 
 
-def _token_or_reason(tag: str, kind: str) -> tuple[page.Slot | None, str]:
+def _token_or_reason(current: page.Page, tag: str, kind: str) -> tuple[page.Slot | None, str]:
     """``(slot, "")`` with the token, or ``(None, reason)`` for the placeholder.
 
     The page loads every kind it needs on the first call (one store round
     trip, concurrent mints): see :mod:`flask_toucan.page`.
     """
     try:
-        found = page.slot(kind)
+        found = page.slot(kind, current)
         if found.error is not None:
             raise found.error
         return found, ""

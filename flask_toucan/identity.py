@@ -139,18 +139,19 @@ class Pending:
     expected: str | None = None
 
 
-def begin() -> Pending:
+def begin(state: ToucanState | None = None) -> Pending:
     """The current user if already known, else the cookie's candidate and the record to check.
 
     Raises :class:`StoreUnavailable` like :func:`current_user` when an earlier
-    attempt in this request failed.
+    attempt in this request failed. ``state``: the caller's, saves a lookup.
     """
     if not has_request_context() or "_toucan_user" in g or "_toucan_user_error" in g:
         return Pending(current_user())
-    state = get_state()
-    if SESSION_USER not in session:
+    cookie = session.get(SESSION_USER)
+    if cookie is None:
         return Pending(current_user())  # the claims loader: no store read
-    user = ToucanUser.from_session(session.get(SESSION_USER))
+    state = state if state is not None else get_state()
+    user = ToucanUser.from_session(cookie)
     sid = session.get(SESSION_ID)
     if user is None or not isinstance(sid, str) or not sid:
         g._toucan_user = None

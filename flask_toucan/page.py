@@ -42,7 +42,7 @@ from markupsafe import escape
 from . import csrf, identity, issuing
 from .exceptions import AuthenticationRequired, StoreUnavailable, ToucanError
 from .mappers import KINDS, Permissions, permissions_for_kind
-from .state import SESSION_ID, get_state
+from .state import SESSION_ID, ToucanState, get_state
 from .tokens import EmbedToken
 from .user import ToucanUser
 
@@ -55,6 +55,7 @@ MINT_THREADS = 4
 MAX_LEARNED_ENDPOINTS = 1024
 _POOL_KEY = "toucan.mint_pool"
 _URLS_KEY = "toucan.route_urls"
+_SCRIPTS_KEY = "toucan.script_srcs"
 #: Mount points remembered per app by :func:`route_url` (a bound against odd proxies).
 MAX_CACHED_URLS = 64
 _LEARNED_KEY = "toucan.page_kinds"
@@ -81,22 +82,30 @@ class Slot:
 
 @dataclass
 class Page:
-    """What one request's components share (see the module docstring)."""
+    """What one request's components share (see the module docstring).
 
+    Holds the app's state, looked up once: each ``current_app`` / ``g`` /
+    ``request`` proxy lookup costs about a microsecond, and a component
+    would otherwise make a dozen.
+    """
+
+    state: ToucanState
+    app: Flask
     slots: dict[str, Slot] = field(default_factory=dict)
     declared: set[str] = field(default_factory=set)
-    _strings: dict[str, str] | None = None
+    _strings: str | None = None
 
-    def strings(self) -> dict[str, str]:
-        """Refresh URL, CSRF token, session tag, CSRF header: computed once per request."""
+    def strings(self) -> str:
+        """The escaped refresh URL, CSRF token, session tag and CSRF header: built once per request."""
         if self._strings is None:
-            config = get_state().config
-            self._strings = {
+            sid = session.get(SESSION_ID)
+            pairs = {
                 "data-toucan-refresh-url": route_url("toucan.token"),
                 "data-toucan-csrf": csrf.session_token(),
-                "data-toucan-session": session_tag(),
-                "data-toucan-csrf-header": config.csrf_header,
+                "data-toucan-session": session_tag(sid),
+                "data-toucan-csrf-header": self.state.config.csrf_header,
             }
+            self._strings = "".join(f' {name}="{escape(value)}"' for name, value in pairs.items())
         return self._strings
 
 
@@ -104,7 +113,7 @@ def current_page() -> Page:
     """This request's :class:`Page` (created on first use)."""
     page: Page | None = g.get("_toucan_page")
     if page is None:
-        page = Page()
+        page = Page(get_state(), current_app._get_current_object())  # type: ignore[attr-defined]
         g.setdefault("_toucan_page", page)
     return page
 
@@ -117,34 +126,31 @@ def prefetch(kinds: Iterable[str]) -> None:
     load(page, wanted)
 
 
-def slot(kind: str) -> Slot:
+def slot(kind: str, page: Page | None = None) -> Slot:
     """The token (or the error) for ``kind``, loading every kind the page needs on first call."""
-    page = current_page()
+    page = page if page is not None else current_page()
     found = page.slots.get(kind)
     if found is not None and found.token is None and found.error is None:
         del page.slots[kind]  # a miss read by a mint=False load: load (and mint) it now
         found = None
     if found is None:
-        learn(kind)
-        load(page, [kind, *sorted(page.declared), *sorted(learned())])
+        load(page, [kind, *sorted(page.declared), *sorted(learn(kind))])
         found = page.slots[kind]
     return found
 
 
-def learned() -> frozenset[str]:
-    """Kinds the current endpoint rendered in earlier requests of this process."""
-    table: dict[str | None, frozenset[str]] = current_app.extensions.get(_LEARNED_KEY, {})
-    return table.get(request.endpoint, frozenset())
-
-
-def learn(kind: str) -> None:
-    app = current_app
-    table: dict[str | None, frozenset[str]] = app.extensions.setdefault(_LEARNED_KEY, {})
-    known = table.get(request.endpoint, frozenset())
-    if kind in known or (request.endpoint not in table and len(table) >= MAX_LEARNED_ENDPOINTS):
-        return
+def learn(kind: str) -> frozenset[str]:
+    """Remember that the current endpoint renders ``kind``; the kinds it is known to render."""
+    table: dict[str | None, frozenset[str]] = current_app.extensions.setdefault(_LEARNED_KEY, {})
+    endpoint = request.endpoint
+    known = table.get(endpoint)
+    if known is not None and kind in known:
+        return known
+    if known is None and len(table) >= MAX_LEARNED_ENDPOINTS:
+        return frozenset({kind})
     with _lock:
-        table[request.endpoint] = table.get(request.endpoint, frozenset()) | {kind}
+        known = table[endpoint] = table.get(endpoint, frozenset()) | {kind}
+    return known
 
 
 def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
@@ -158,7 +164,7 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
     if not todo:
         return
     try:
-        pending = identity.begin()
+        pending = identity.begin(page.state)
     except StoreUnavailable as exc:
         _fail_all(page, todo, exc)
         return
@@ -170,7 +176,7 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
     token_keys = list(dict.fromkeys(keys.values()))
     store_keys = ([pending.record_key] if pending.record_key else []) + token_keys
     # Flights ended so far, per key: a miss below is only trusted if none ends in between.
-    flights = get_state().service.flights
+    flights = page.state.service.flights
     seen = {key: flights.completed(key) for key in token_keys}
     try:
         values = get_state().store.get_many(*store_keys) if store_keys else []
@@ -188,7 +194,7 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
         _fill(page, user, requests, keys, found, seen)
         return
     for kind, req in requests.items():
-        hit = get_state().service.cache.from_entry(found.get(keys[kind]))
+        hit = page.state.service.cache.from_entry(found.get(keys[kind]))
         scope = scope_of(req.permissions)
         if hit is not None:
             page.slots[kind] = Slot(hit, req.permissions, scope)
@@ -201,7 +207,7 @@ def _requests(
     page: Page, user: ToucanUser, kinds: list[str]
 ) -> tuple[dict[str, MintRequest], dict[str, str]]:
     """One :class:`MintRequest` and cache key per permitted kind; refusals go straight to slots."""
-    state = get_state()
+    state = page.state
     requests: dict[str, MintRequest] = {}
     keys: dict[str, str] = {}
     try:
@@ -214,7 +220,7 @@ def _requests(
         try:
             perms = permissions_for_kind(granted, kind)
             # The attribute mappers run once per page, not once per kind.
-            base = issuing.mint_request(user, perms) if base is None else base
+            base = issuing.mint_request(user, perms, state) if base is None else base
         except ToucanError as exc:
             page.slots[kind] = Slot(error=exc)
             continue
@@ -233,7 +239,7 @@ def _fill(
     seen: dict[str, int],
 ) -> None:
     """Cache hits from ``found``; the misses minted concurrently (one thread per distinct key)."""
-    state = get_state()
+    state = page.state
     outcomes: dict[str, tuple[EmbedToken, bool] | ToucanError] = {}
     misses: dict[str, tuple[MintRequest, int]] = {}
     for kind, req in requests.items():
@@ -242,19 +248,24 @@ def _fill(
             outcomes[keys[kind]] = (hit, True)
         else:
             misses.setdefault(keys[kind], (req, seen[keys[kind]]))
-    outcomes.update(_mint_all(misses))
+    if misses:
+        outcomes.update(_mint_all(page, misses))
+    memo = issuing.memo_for(user)
     for kind, req in requests.items():
         outcome = outcomes[keys[kind]]
         if isinstance(outcome, ToucanError):
             page.slots[kind] = Slot(error=outcome)
             continue
         token, cached = outcome
-        page.slots[kind] = Slot(token, req.permissions, scope_of(req.permissions))
-        issuing.remember(user, req.permissions, token)
-        issuing.announce(user, token, cached)
+        canonical = issuing.canonical(req.permissions)
+        page.slots[kind] = Slot(token, req.permissions, _scope(canonical))
+        if memo is not None:  # a later toucan.issue_token(...) in this request gets the same token
+            memo[issuing.memo_key_of(user, canonical)] = token
+        issuing.announce(user, token, cached, page.app)
 
 
 def _mint_all(
+    page: Page,
     misses: dict[str, tuple[MintRequest, int]],
 ) -> dict[str, tuple[EmbedToken, bool] | ToucanError]:
     """Mint every miss; all but the last in the pool, the last in this thread, then wait.
@@ -262,11 +273,11 @@ def _mint_all(
     Each through the token service's single flight, told the cache was just
     read (no second store read unless another flight for the key ended since).
     """
-    service = get_state().service
+    service = page.state.service
     items = list(misses.items())
     futures: dict[str, Future[tuple[EmbedToken, bool]]] = {}
     if len(items) > 1:
-        pool = _pool(current_app)
+        pool = _pool(page.app)
         futures = {key: pool.submit(service.issue, req, missed=n, key=key) for key, (req, n) in items[:-1]}
     out: dict[str, tuple[EmbedToken, bool] | ToucanError] = {}
     for key, (req, n) in items[len(futures) :]:
@@ -308,7 +319,7 @@ def _pool(app: Flask) -> ThreadPoolExecutor:
     return pool
 
 
-def tail(kind: str, found: Slot) -> str:
+def tail(page: Page, kind: str, found: Slot) -> str:
     """The escaped attributes every component of ``kind`` shares, after its own ones.
 
     Built once per kind per request; the expiry countdown is taken then (the
@@ -316,7 +327,6 @@ def tail(kind: str, found: Slot) -> str:
     """
     if found.tail is None:
         assert found.token is not None
-        strings = current_page().strings()
         expires_in = max(0.0, found.token.expires_at.timestamp() - time.time())
         pairs = {
             "data-toucan-kind": kind,
@@ -324,17 +334,17 @@ def tail(kind: str, found: Slot) -> str:
             # Seconds (fractional): the refresh script counts them on its own
             # monotonic clock from when the page arrived, never against Date.now().
             "data-toucan-expires-in": f"{expires_in:.3f}",
-            **strings,
         }
-        found.tail = "".join(f' {name}="{escape(value)}"' for name, value in pairs.items())
+        own = "".join(f' {name}="{escape(value)}"' for name, value in pairs.items())
+        found.tail = own + page.strings()
     return found.tail
 
 
-def head(found: Slot) -> str:
+def head(page: Page, found: Slot) -> str:
     """`` auth-token="…" server-url="…"`` for components with the configured server URL."""
     if found.head is None:
         assert found.token is not None
-        pairs = {"auth-token": found.token.value, "server-url": get_state().config.server_url}
+        pairs = {"auth-token": found.token.value, "server-url": page.state.config.server_url}
         found.head = "".join(
             f' {name}="{escape(value)}"' for name, value in pairs.items() if value is not None
         )
@@ -358,19 +368,38 @@ def route_url(endpoint: str, **values: Any) -> str:
     return url
 
 
-def session_tag() -> str:
+def script_srcs(state: ToucanState) -> tuple[str, ...]:
+    """The escaped ``src`` of the component script and the refresh script, cached per app and mount point.
+
+    Both depend only on the app's config and its mount point
+    (``SCRIPT_NAME``, part of the key); nothing about the user, the session
+    or the nonce is in them, so they are safe to share across requests.
+    """
+    table: dict[str, tuple[str, ...]] = current_app.extensions.setdefault(_SCRIPTS_KEY, {})
+    root = request.script_root
+    srcs = table.get(root)
+    if srcs is None:
+        urls = (state.config.embed_script_url, route_url("toucan.static", filename="toucan-refresh.js"))
+        srcs = tuple(str(escape(str(url))) for url in urls if url is not None)
+        if len(table) < MAX_CACHED_URLS:
+            table[root] = srcs
+    return srcs
+
+
+def session_tag(sid: Any = None) -> str:
     """A digest of the server-side session id: groups tabs, reveals nothing (the id is 256 random bits)."""
-    sid = session.get(SESSION_ID)
+    if sid is None:
+        sid = session.get(SESSION_ID)
     return hashlib.sha256(f"flask-toucan.session:{sid}".encode()).hexdigest()[:16]
 
 
 def scope_of(permissions: Mapping[str, Mapping[str, bool]]) -> str:
     """A short, stable name for a permission set (not secret: the page may see it)."""
-    return _scope(tuple(sorted((r, tuple(sorted(f.items()))) for r, f in permissions.items())))
+    return _scope(issuing.canonical(permissions))
 
 
 @lru_cache(maxsize=256)
-def _scope(canonical: tuple[tuple[str, tuple[tuple[str, bool], ...]], ...]) -> str:
+def _scope(canonical: issuing.Canonical) -> str:
     permissions = {resource: dict(flags) for resource, flags in canonical}
     blob = json.dumps(permissions, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

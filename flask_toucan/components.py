@@ -172,16 +172,15 @@ class ComponentKit:
         Nothing inline: both are external files, so ``script-src 'nonce-…'`` or a
         host allow-list is enough, with no ``'unsafe-inline'``. The escaped
         ``src`` values depend only on the app and its mount point and are
-        built once each (:func:`flask_toucan.page.script_srcs`); the nonce,
+        built once each (:func:`flask_toucan.page.site`); the nonce,
         new on every request, is escaped on every call.
         """
-        state = get_state()
-        nonce = state.hooks.csp_nonce()
+        current = page.current_page()
+        nonce = current.state.hooks.csp_nonce()
         tail = "" if nonce is None else f' nonce="{escape(str(nonce))}"'
+        srcs = current.site().scripts
         # Every value is escaped: the srcs when cached, the nonce just above.
-        return Markup(  # noqa: S704
-            "\n".join(f'<script type="module" src="{src}"{tail}></script>' for src in page.script_srcs(state))
-        )
+        return Markup("\n".join(f'<script type="module" src="{src}"{tail}></script>' for src in srcs))  # noqa: S704
 
     # ---------------------------------------------------------- components
     def dashboard(self, dashboard_id: Any = None, **options: Any) -> Markup:

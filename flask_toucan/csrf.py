@@ -82,9 +82,9 @@ def session_token() -> str:
     sid = session.get(SESSION_ID)
     if not isinstance(sid, str):
         raise AuthenticationRequired("no session: log in first")
-    if "_toucan_csrf" not in g:
-        g._toucan_csrf = _recent_token(sid)
-    token: str = g._toucan_csrf
+    token: str | None = g.get("_toucan_csrf")
+    if token is None:
+        token = g._toucan_csrf = _recent_token(sid)
     return token
 
 
@@ -103,7 +103,7 @@ def _recent_token(sid: str) -> str:
     :data:`REUSE_SECONDS` sooner; ``TOUCAN_CSRF_MAX_AGE`` is hours). Per
     process and keyed by the session id: nothing crosses sessions.
     """
-    app = current_app
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     recent: dict[str, tuple[str, float]] = app.extensions.setdefault("toucan.csrf_recent", {})
     now = time.monotonic()
     found = recent.get(sid)

@@ -55,7 +55,7 @@ MINT_THREADS = 4
 MAX_LEARNED_ENDPOINTS = 1024
 _POOL_KEY = "toucan.mint_pool"
 _URLS_KEY = "toucan.route_urls"
-_SCRIPTS_KEY = "toucan.script_srcs"
+_SITE_KEY = "toucan.page_site"
 #: Mount points remembered per app by :func:`route_url` (a bound against odd proxies).
 MAX_CACHED_URLS = 64
 _LEARNED_KEY = "toucan.page_kinds"
@@ -80,6 +80,25 @@ class Slot:
     missed: int | None = None
 
 
+@dataclass(frozen=True)
+class Site:
+    """What every page of an app at one mount point shares, escaped once.
+
+    Only the app's config and its mount point (``SCRIPT_NAME``) go in: nothing
+    about the user, the session, the CSRF token or the nonce, so it is safe
+    to keep across requests (:func:`site`).
+    """
+
+    #: The escaped ``src`` of the component script (if configured) and of the refresh script.
+    scripts: tuple[str, ...]
+    #: `` data-toucan-refresh-url="…"``
+    refresh: str
+    #: `` data-toucan-csrf-header="…"``
+    header: str
+    #: `` server-url="…"`` (empty without a configured server URL)
+    server: str
+
+
 @dataclass
 class Page:
     """What one request's components share (see the module docstring).
@@ -93,19 +112,25 @@ class Page:
     app: Flask
     slots: dict[str, Slot] = field(default_factory=dict)
     declared: set[str] = field(default_factory=set)
+    _site: Site | None = None
     _strings: str | None = None
+
+    def site(self) -> Site:
+        """This app's :class:`Site` at this request's mount point."""
+        if self._site is None:
+            self._site = site(self.app, self.state)
+        return self._site
 
     def strings(self) -> str:
         """The escaped refresh URL, CSRF token, session tag and CSRF header: built once per request."""
         if self._strings is None:
-            sid = session.get(SESSION_ID)
-            pairs = {
-                "data-toucan-refresh-url": route_url("toucan.token"),
-                "data-toucan-csrf": csrf.session_token(),
-                "data-toucan-session": session_tag(sid),
-                "data-toucan-csrf-header": self.state.config.csrf_header,
-            }
-            self._strings = "".join(f' {name}="{escape(value)}"' for name, value in pairs.items())
+            shared = self.site()
+            token = csrf.session_token()  # AuthenticationRequired without a session id
+            tag = session_tag(session.get(SESSION_ID))
+            self._strings = (
+                f'{shared.refresh} data-toucan-csrf="{escape(token)}" '
+                f'data-toucan-session="{escape(tag)}"{shared.header}'
+            )
         return self._strings
 
 
@@ -327,16 +352,13 @@ def tail(page: Page, kind: str, found: Slot) -> str:
     """
     if found.tail is None:
         assert found.token is not None
-        expires_in = max(0.0, found.token.expires_at.timestamp() - time.time())
-        pairs = {
-            "data-toucan-kind": kind,
-            "data-toucan-scope": found.scope,
-            # Seconds (fractional): the refresh script counts them on its own
-            # monotonic clock from when the page arrived, never against Date.now().
-            "data-toucan-expires-in": f"{expires_in:.3f}",
-        }
-        own = "".join(f' {name}="{escape(value)}"' for name, value in pairs.items())
-        found.tail = own + page.strings()
+        # Seconds (fractional): the refresh script counts them on its own
+        # monotonic clock from when the page arrived, never against Date.now().
+        expires_in = f"{max(0.0, found.token.expires_at.timestamp() - time.time()):.3f}"
+        found.tail = (
+            f' data-toucan-kind="{escape(kind)}" data-toucan-scope="{escape(found.scope)}" '
+            f'data-toucan-expires-in="{escape(expires_in)}"{page.strings()}'
+        )
     return found.tail
 
 
@@ -344,10 +366,7 @@ def head(page: Page, found: Slot) -> str:
     """`` auth-token="…" server-url="…"`` for components with the configured server URL."""
     if found.head is None:
         assert found.token is not None
-        pairs = {"auth-token": found.token.value, "server-url": page.state.config.server_url}
-        found.head = "".join(
-            f' {name}="{escape(value)}"' for name, value in pairs.items() if value is not None
-        )
+        found.head = f' auth-token="{escape(found.token.value)}"{page.site().server}'
     return found.head
 
 
@@ -368,22 +387,23 @@ def route_url(endpoint: str, **values: Any) -> str:
     return url
 
 
-def script_srcs(state: ToucanState) -> tuple[str, ...]:
-    """The escaped ``src`` of the component script and the refresh script, cached per app and mount point.
-
-    Both depend only on the app's config and its mount point
-    (``SCRIPT_NAME``, part of the key); nothing about the user, the session
-    or the nonce is in them, so they are safe to share across requests.
-    """
-    table: dict[str, tuple[str, ...]] = current_app.extensions.setdefault(_SCRIPTS_KEY, {})
+def site(app: Flask, state: ToucanState) -> Site:
+    """``app``'s :class:`Site` at this request's mount point (built on first use, per mount point)."""
+    table: dict[str, Site] = app.extensions.setdefault(_SITE_KEY, {})
     root = request.script_root
-    srcs = table.get(root)
-    if srcs is None:
-        urls = (state.config.embed_script_url, route_url("toucan.static", filename="toucan-refresh.js"))
-        srcs = tuple(str(escape(str(url))) for url in urls if url is not None)
+    found = table.get(root)
+    if found is None:
+        config = state.config
+        urls = (config.embed_script_url, route_url("toucan.static", filename="toucan-refresh.js"))
+        found = Site(
+            scripts=tuple(str(escape(url)) for url in urls if url is not None),
+            refresh=f' data-toucan-refresh-url="{escape(route_url("toucan.token"))}"',
+            header=f' data-toucan-csrf-header="{escape(config.csrf_header)}"',
+            server="" if config.server_url is None else f' server-url="{escape(config.server_url)}"',
+        )
         if len(table) < MAX_CACHED_URLS:
-            table[root] = srcs
-    return srcs
+            table[root] = found
+    return found
 
 
 def session_tag(sid: Any = None) -> str:

@@ -55,6 +55,7 @@ log = logging.getLogger("flask_toucan")
 COMMON_OPTIONS = frozenset({"theme", "height", "server_url", "id", "class", "class_", "aria_label"})
 #: Extra options of ``tc_dashboard``.
 DASHBOARD_OPTIONS = frozenset({"chart_id", "refresh_interval"})
+_DASHBOARD_ALLOWED = COMMON_OPTIONS | DASHBOARD_OPTIONS
 
 #: ``height`` as text: a number and one CSS length unit, nothing else (no ``calc()``,
 #: no ``;``), so input can never smuggle CSS into the ``style`` attribute.
@@ -157,9 +158,12 @@ def render_attributes(attrs: Mapping[str, Any]) -> Markup:
     value is text, never markup, whoever built it.
     """
     # Names are the kit's own constants; every value goes through str() then escape().
-    return Markup(  # noqa: S704
-        "".join(f' {name}="{escape(str(value))}"' for name, value in attrs.items() if value is not None)
-    )
+    return Markup(_attrs(*attrs.items()))  # noqa: S704
+
+
+def _attrs(*pairs: tuple[str, Any]) -> str:
+    """:func:`render_attributes` as plain text, for the kit's own f-strings (same escaping)."""
+    return "".join([f' {name}="{escape(str(value))}"' for name, value in pairs if value is not None])
 
 
 class ComponentKit:
@@ -185,7 +189,7 @@ class ComponentKit:
     # ---------------------------------------------------------- components
     def dashboard(self, dashboard_id: Any = None, **options: Any) -> Markup:
         """``<tc-dashboard>`` for a dashboard, or for one chart with ``chart_id=``."""
-        self._check_names("tc_dashboard", options, COMMON_OPTIONS | DASHBOARD_OPTIONS)
+        self._check_names("tc_dashboard", options, _DASHBOARD_ALLOWED)
         chart_id = options.get("chart_id")
         if (dashboard_id is None) == (chart_id is None):
             raise ComponentOptionError("tc_dashboard needs a dashboard id or chart_id=, not both")
@@ -264,21 +268,19 @@ class ComponentKit:
         found, reason = _token_or_reason(current, tag, kind)
         if found is None or found.token is None:
             return self._placeholder(reason, kind, presentation)
-        own = render_attributes(
-            {
-                "id": presentation["id"],
-                "class": presentation["class"],
-                "aria-label": presentation["aria-label"],
-                **ident,
-            }
+        own = _attrs(
+            ("id", presentation["id"]),
+            ("class", presentation["class"]),
+            ("aria-label", presentation["aria-label"]),
+            *ident.items(),
         )
         # auth-token and server-url: escaped once per kind and page (unless server_url= is given).
         head = (
             page.head(current, found)
             if server is None
-            else render_attributes({"auth-token": found.token.value, "server-url": server_url})
+            else _attrs(("auth-token", found.token.value), ("server-url", server_url))
         )
-        look = render_attributes({"data-theme": presentation["data-theme"], "style": presentation["style"]})
+        look = _attrs(("data-theme", presentation["data-theme"]), ("style", presentation["style"]))
         # Same permission set, same scope: the script refreshes one token per
         # scope (a dashboard and a chart usually share one), not one per kind.
         # Tabs of one login share tokens; the CSRF string differs per page (it is

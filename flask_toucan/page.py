@@ -125,8 +125,9 @@ class Page:
         """The escaped refresh URL, CSRF token, session tag and CSRF header: built once per request."""
         if self._strings is None:
             shared = self.site()
-            token = csrf.session_token()  # AuthenticationRequired without a session id
-            tag = session_tag(session.get(SESSION_ID))
+            sid = session.get(SESSION_ID)
+            token = csrf.token_for(sid, self.app, self.state.config.csrf_max_age)  # raises without a sid
+            tag = session_tag(sid)
             self._strings = (
                 f'{shared.refresh} data-toucan-csrf="{escape(token)}" '
                 f'data-toucan-session="{escape(tag)}"{shared.header}'
@@ -136,10 +137,11 @@ class Page:
 
 def current_page() -> Page:
     """This request's :class:`Page` (created on first use)."""
-    page: Page | None = g.get("_toucan_page")
+    memo = g._get_current_object()
+    page: Page | None = memo.get("_toucan_page")
     if page is None:
-        page = Page(get_state(), current_app._get_current_object())  # type: ignore[attr-defined]
-        g.setdefault("_toucan_page", page)
+        state = get_state()
+        page = memo.setdefault("_toucan_page", Page(state, current_app._get_current_object()))  # type: ignore[attr-defined]
     return page
 
 
@@ -159,14 +161,14 @@ def slot(kind: str, page: Page | None = None) -> Slot:
         del page.slots[kind]  # a miss read by a mint=False load: load (and mint) it now
         found = None
     if found is None:
-        load(page, [kind, *sorted(page.declared), *sorted(learn(kind))])
+        load(page, [kind, *sorted(page.declared), *sorted(learn(page.app, kind))])
         found = page.slots[kind]
     return found
 
 
-def learn(kind: str) -> frozenset[str]:
+def learn(app: Flask, kind: str) -> frozenset[str]:
     """Remember that the current endpoint renders ``kind``; the kinds it is known to render."""
-    table: dict[str | None, frozenset[str]] = current_app.extensions.setdefault(_LEARNED_KEY, {})
+    table: dict[str | None, frozenset[str]] = app.extensions.setdefault(_LEARNED_KEY, {})
     endpoint = request.endpoint
     known = table.get(endpoint)
     if known is not None and kind in known:

@@ -82,18 +82,20 @@ def session_token() -> str:
     return token_for(session.get(SESSION_ID))
 
 
-def token_for(sid: Any, app: Flask | None = None, max_age: int | None = None) -> str:
+def token_for(sid: Any, app: Flask | None = None, max_age: int | None = None, memo: Any = None) -> str:
     """:func:`session_token` for a session id the caller already read.
 
-    ``app`` and ``max_age`` (``TOUCAN_CSRF_MAX_AGE``): the current app's unless given.
+    ``app``, ``max_age`` (``TOUCAN_CSRF_MAX_AGE``) and ``memo`` (``flask.g``'s
+    object): the current request's unless given.
     """
     if not isinstance(sid, str):
         raise AuthenticationRequired("no session: log in first")
-    token: str | None = g.get("_toucan_csrf")
+    memo = g if memo is None else memo
+    token: str | None = memo.get("_toucan_csrf")
     if token is None:
         if app is None or max_age is None:
             app, max_age = current_app._get_current_object(), get_state().config.csrf_max_age  # type: ignore[attr-defined]
-        token = g._toucan_csrf = _recent_token(app, sid, max_age)
+        token = memo._toucan_csrf = _recent_token(app, sid, max_age)
     return token
 
 

@@ -141,11 +141,17 @@ def memo_key_of(user: ToucanUser, perms: Canonical) -> Any:
     return (user.id, perms)
 
 
-def memo_for(user: ToucanUser) -> dict[Any, EmbedToken] | None:
-    """This request's token memo, if ``user`` is the request's own user (``None`` otherwise)."""
+def memo_for(user: ToucanUser, at: identity.Here | None = None) -> dict[Any, EmbedToken] | None:
+    """This request's token memo, if ``user`` is the request's own user (``None`` otherwise).
+
+    ``at``: the caller's :class:`~flask_toucan.identity.Here` (saves the ``g`` lookups).
+    """
     # Memoised for the request's own user only: an explicit user object may
     # carry other claims (impersonation, tests) under the same identity.
-    if has_request_context() and user is g.get("_toucan_user"):
-        memo: dict[Any, EmbedToken] = g.setdefault("_toucan_tokens", {})
-        return memo
+    if at is None and not has_request_context():
+        return None
+    memo = g if at is None else at.memo
+    if user is memo.get("_toucan_user"):
+        tokens: dict[Any, EmbedToken] = memo.setdefault("_toucan_tokens", {})
+        return tokens
     return None

@@ -110,6 +110,8 @@ class Page:
 
     state: ToucanState
     app: Flask
+    #: This request's ``g`` and session objects (see :class:`~flask_toucan.identity.Here`).
+    at: identity.Here
     slots: dict[str, Slot] = field(default_factory=dict)
     declared: set[str] = field(default_factory=set)
     _site: Site | None = None
@@ -125,8 +127,8 @@ class Page:
         """The escaped refresh URL, CSRF token, session tag and CSRF header: built once per request."""
         if self._strings is None:
             shared = self.site()
-            sid = session.get(SESSION_ID)
-            token = csrf.token_for(sid, self.app, self.state.config.csrf_max_age)  # raises without a sid
+            sid = self.at.session.get(SESSION_ID)
+            token = csrf.token_for(sid, self.app, self.state.config.csrf_max_age, self.at.memo)  # needs a sid
             tag = session_tag(sid)
             self._strings = (
                 f'{shared.refresh} data-toucan-csrf="{escape(token)}" '
@@ -141,7 +143,11 @@ def current_page() -> Page:
     page: Page | None = memo.get("_toucan_page")
     if page is None:
         state = get_state()
-        page = memo.setdefault("_toucan_page", Page(state, current_app._get_current_object()))  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        page = memo.setdefault(
+            "_toucan_page",
+            Page(state, app, identity.Here(memo, session._get_current_object())),  # type: ignore[attr-defined]
+        )
     return page
 
 
@@ -191,7 +197,7 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
     if not todo:
         return
     try:
-        pending = identity.begin(page.state)
+        pending = identity.begin(page.state, page.at)
     except StoreUnavailable as exc:
         _fail_all(page, todo, exc)
         return
@@ -214,7 +220,7 @@ def load(page: Page, kinds: Iterable[str], *, mint: bool = True) -> None:
         return
     found = dict(zip(store_keys, values, strict=True))
     record = found.get(pending.record_key) if pending.record_key else None
-    if identity.settle(pending, record) is None:
+    if identity.settle(pending, record, page.at) is None:
         _fail_all(page, todo, AuthenticationRequired("log in to get a token"))
         return
     if mint:
@@ -277,7 +283,7 @@ def _fill(
             misses.setdefault(keys[kind], (req, seen[keys[kind]]))
     if misses:
         outcomes.update(_mint_all(page, misses))
-    memo = issuing.memo_for(user)
+    memo = issuing.memo_for(user, page.at)
     for kind, req in requests.items():
         outcome = outcomes[keys[kind]]
         if isinstance(outcome, ToucanError):

@@ -181,10 +181,9 @@ class ComponentKit:
         """
         current = page.current_page()
         nonce = current.state.hooks.csp_nonce()
-        tail = "" if nonce is None else f' nonce="{escape(str(nonce))}"'
-        srcs = current.site().scripts
-        # Every value is escaped: the srcs when cached, the nonce just above.
-        return Markup("\n".join(f'<script type="module" src="{src}"{tail}></script>' for src in srcs))  # noqa: S704
+        close = "></script>" if nonce is None else f' nonce="{escape(str(nonce))}"></script>'
+        opens = current.site().scripts  # each src escaped when cached; the nonce just above
+        return Markup(close.join(opens) + close if opens else "")  # noqa: S704
 
     # ---------------------------------------------------------- components
     def dashboard(self, dashboard_id: Any = None, **options: Any) -> Markup:

@@ -89,7 +89,9 @@ class Site:
     to keep across requests (:func:`site`).
     """
 
-    #: The escaped ``src`` of the component script (if configured) and of the refresh script.
+    #: The component script (if configured) and the refresh script: each tag up to its
+    #: ``src`` (escaped), ending ``"`` (the nonce and ``></script>`` follow per request);
+    #: the second and later ones start with the newline that separates them.
     scripts: tuple[str, ...]
     #: `` data-toucan-refresh-url="…"``
     refresh: str
@@ -404,7 +406,10 @@ def site(app: Flask, state: ToucanState) -> Site:
         config = state.config
         urls = (config.embed_script_url, route_url("toucan.static", filename="toucan-refresh.js"))
         found = Site(
-            scripts=tuple(str(escape(url)) for url in urls if url is not None),
+            scripts=tuple(
+                ("\n" if i else "") + f'<script type="module" src="{escape(url)}"'
+                for i, url in enumerate(url for url in urls if url is not None)
+            ),
             refresh=f' data-toucan-refresh-url="{escape(route_url("toucan.token"))}"',
             header=f' data-toucan-csrf-header="{escape(config.csrf_header)}"',
             server="" if config.server_url is None else f' server-url="{escape(config.server_url)}"',

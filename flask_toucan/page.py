@@ -62,7 +62,7 @@ _LEARNED_KEY = "toucan.page_kinds"
 _lock = threading.Lock()
 
 
-@dataclass
+@dataclass(slots=True)
 class Slot:
     """The outcome for one kind: a token and its scope, or the error that withholds it."""
 
@@ -80,7 +80,7 @@ class Slot:
     missed: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Site:
     """What every page of an app at one mount point shares, escaped once.
 
@@ -101,7 +101,7 @@ class Site:
     server: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Page:
     """What one request's components share (see the module docstring).
 

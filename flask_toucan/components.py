@@ -166,6 +166,11 @@ def _attrs(*pairs: tuple[str, Any]) -> str:
     return "".join([f' {name}="{escape(str(value))}"' for name, value in pairs if value is not None])
 
 
+def _attr(name: str, value: Any) -> str:
+    """One pair of :func:`_attrs` (``""`` for ``None``): str() then escape, like every value."""
+    return "" if value is None else f' {name}="{escape(str(value))}"'
+
+
 class ComponentKit:
     """The ``_toucan_kit`` Jinja global; one per app, stateless (reads the current app)."""
 
@@ -192,11 +197,10 @@ class ComponentKit:
         chart_id = options.get("chart_id")
         if (dashboard_id is None) == (chart_id is None):
             raise ComponentOptionError("tc_dashboard needs a dashboard id or chart_id=, not both")
-        kind = "chart" if chart_id is not None else "dashboard"
-        ident = {
-            "dashboard-id": None if dashboard_id is None else _text("dashboard_id", dashboard_id),
-            "chart-id": None if chart_id is None else _text("chart_id", chart_id),
-        }
+        if chart_id is None:
+            kind, ident = "dashboard", _attr("dashboard-id", _text("dashboard_id", dashboard_id))
+        else:
+            kind, ident = "chart", _attr("chart-id", _text("chart_id", chart_id))
         interval = options.get("refresh_interval")
         if interval is not None:
             if (
@@ -205,7 +209,7 @@ class ComponentKit:
                 or not 0 < interval <= 86400
             ):
                 raise ComponentOptionError("refresh_interval must be a number of seconds")
-            ident["refresh-interval"] = f"{interval:g}"
+            ident += _attr("refresh-interval", f"{interval:g}")
         return self._component("tc-dashboard", kind, options, ident)
 
     def prefetch(self, *kinds: str) -> Markup:
@@ -225,7 +229,7 @@ class ComponentKit:
     def assistant(self, **options: Any) -> Markup:
         """``<tc-ai-assistant>``; the placeholder unless the user has ``ai.can_query``."""
         self._check_names("tc_ai_assistant", options, COMMON_OPTIONS)
-        return self._component("tc-ai-assistant", "assistant", options, {})
+        return self._component("tc-ai-assistant", "assistant", options, "")
 
     # ------------------------------------------------------------- helpers
     @staticmethod
@@ -256,10 +260,8 @@ class ComponentKit:
             "aria-label": None if label is None else _text("aria_label", label),
         }
 
-    def _component(
-        self, tag: str, kind: str, options: Mapping[str, Any], ident: dict[str, str | None]
-    ) -> Markup:
-        """One component: its own attributes, then the tail its kind shares on this page."""
+    def _component(self, tag: str, kind: str, options: Mapping[str, Any], ident: str) -> Markup:
+        """One component: its own attributes (``ident``: escaped already), then what its kind shares."""
         presentation = self._presentation(options)
         server = options.get("server_url")
         server_url = _server_url(server) if server is not None else None
@@ -267,11 +269,11 @@ class ComponentKit:
         found, reason = _token_or_reason(current, tag, kind)
         if found is None or found.token is None:
             return self._placeholder(reason, kind, presentation)
-        own = _attrs(
-            ("id", presentation["id"]),
-            ("class", presentation["class"]),
-            ("aria-label", presentation["aria-label"]),
-            *ident.items(),
+        own = (
+            _attr("id", presentation["id"])
+            + _attr("class", presentation["class"])
+            + _attr("aria-label", presentation["aria-label"])
+            + ident
         )
         # auth-token and server-url: escaped once per kind and page (unless server_url= is given).
         head = (
@@ -279,7 +281,7 @@ class ComponentKit:
             if server is None
             else _attrs(("auth-token", found.token.value), ("server-url", server_url))
         )
-        look = _attrs(("data-theme", presentation["data-theme"]), ("style", presentation["style"]))
+        look = _attr("data-theme", presentation["data-theme"]) + _attr("style", presentation["style"])
         # Same permission set, same scope: the script refreshes one token per
         # scope (a dashboard and a chart usually share one), not one per kind.
         # Tabs of one login share tokens; the CSRF string differs per page (it is

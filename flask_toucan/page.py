@@ -36,13 +36,13 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app, g, request, session, url_for
+from flask import Flask, Request, current_app, g, request, session, url_for
 from markupsafe import escape
 
 from . import csrf, identity, issuing
 from .exceptions import AuthenticationRequired, StoreUnavailable, ToucanError
 from .mappers import KINDS, Permissions, permissions_for_kind
-from .state import SESSION_ID, ToucanState, get_state
+from .state import EXTENSION_KEY, SESSION_ID, ToucanState, get_state
 from .tokens import EmbedToken
 from .user import ToucanUser
 
@@ -114,6 +114,8 @@ class Page:
     app: Flask
     #: This request's ``g`` and session objects (see :class:`~flask_toucan.identity.Here`).
     at: identity.Here
+    #: This request (its endpoint and mount point).
+    request: Request
     slots: dict[str, Slot] = field(default_factory=dict)
     declared: set[str] = field(default_factory=set)
     _site: Site | None = None
@@ -122,7 +124,7 @@ class Page:
     def site(self) -> Site:
         """This app's :class:`Site` at this request's mount point."""
         if self._site is None:
-            self._site = site(self.app, self.state)
+            self._site = site(self.app, self.state, self.request.script_root)
         return self._site
 
     def strings(self) -> str:
@@ -144,12 +146,10 @@ def current_page() -> Page:
     memo = g._get_current_object()
     page: Page | None = memo.get("_toucan_page")
     if page is None:
-        state = get_state()
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        page = memo.setdefault(
-            "_toucan_page",
-            Page(state, app, identity.Here(memo, session._get_current_object())),  # type: ignore[attr-defined]
-        )
+        state = app.extensions.get(EXTENSION_KEY) or get_state()  # get_state: the clear error
+        here = identity.Here(memo, session._get_current_object())  # type: ignore[attr-defined]
+        page = memo.setdefault("_toucan_page", Page(state, app, here, request._get_current_object()))  # type: ignore[attr-defined]
     return page
 
 
@@ -169,15 +169,15 @@ def slot(kind: str, page: Page | None = None) -> Slot:
         del page.slots[kind]  # a miss read by a mint=False load: load (and mint) it now
         found = None
     if found is None:
-        load(page, [kind, *sorted(page.declared), *sorted(learn(page.app, kind))])
+        load(page, [kind, *sorted(page.declared), *sorted(learn(page, kind))])
         found = page.slots[kind]
     return found
 
 
-def learn(app: Flask, kind: str) -> frozenset[str]:
+def learn(page: Page, kind: str) -> frozenset[str]:
     """Remember that the current endpoint renders ``kind``; the kinds it is known to render."""
-    table: dict[str | None, frozenset[str]] = app.extensions.setdefault(_LEARNED_KEY, {})
-    endpoint = request.endpoint
+    table: dict[str | None, frozenset[str]] = page.app.extensions.setdefault(_LEARNED_KEY, {})
+    endpoint = page.request.endpoint
     known = table.get(endpoint)
     if known is not None and kind in known:
         return known
@@ -397,10 +397,9 @@ def route_url(endpoint: str, **values: Any) -> str:
     return url
 
 
-def site(app: Flask, state: ToucanState) -> Site:
-    """``app``'s :class:`Site` at this request's mount point (built on first use, per mount point)."""
+def site(app: Flask, state: ToucanState, root: str) -> Site:
+    """``app``'s :class:`Site` at the mount point ``root`` (``SCRIPT_NAME``; built on first use)."""
     table: dict[str, Site] = app.extensions.setdefault(_SITE_KEY, {})
-    root = request.script_root
     found = table.get(root)
     if found is None:
         config = state.config

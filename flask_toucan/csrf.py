@@ -95,7 +95,7 @@ def token_for(sid: Any, app: Flask | None = None, max_age: int | None = None, me
     if token is None:
         if app is None or max_age is None:
             app, max_age = current_app._get_current_object(), get_state().config.csrf_max_age  # type: ignore[attr-defined]
-        token = memo._toucan_csrf = _recent_token(app, sid, max_age)
+        token = memo.setdefault("_toucan_csrf", _recent_token(app, sid, max_age))
     return token
 
 

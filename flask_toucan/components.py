@@ -89,7 +89,7 @@ class ComponentOptionError(TemplateRuntimeError):
 def _height(value: Any) -> str:
     if isinstance(value, bool):
         raise ComponentOptionError("height must be a number of pixels or a CSS length such as '480px'")
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         if not math.isfinite(value) or not 0 < value <= MAX_HEIGHT_PX:
             raise ComponentOptionError(f"height must be between 0 and {MAX_HEIGHT_PX} pixels")
         return f"{value:g}px"
@@ -116,7 +116,7 @@ def _server_url(value: Any) -> str:
 
 def _text(name: str, value: Any) -> str:
     """Plain text of a string or number option (``str()`` strips a ``Markup`` type)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ComponentOptionError(f"{name} must be a string")
     return str(value)
 
@@ -205,7 +205,7 @@ class ComponentKit:
         if interval is not None:
             if (
                 isinstance(interval, bool)
-                or not isinstance(interval, int | float)
+                or not isinstance(interval, (int, float))
                 or not 0 < interval <= 86400
             ):
                 raise ComponentOptionError("refresh_interval must be a number of seconds")

@@ -198,9 +198,9 @@ class ComponentKit:
         if (dashboard_id is None) == (chart_id is None):
             raise ComponentOptionError("tc_dashboard needs a dashboard id or chart_id=, not both")
         if chart_id is None:
-            kind, ident = "dashboard", _attr("dashboard-id", _text("dashboard_id", dashboard_id))
+            kind, ident = "dashboard", f' dashboard-id="{escape(_text("dashboard_id", dashboard_id))}"'
         else:
-            kind, ident = "chart", _attr("chart-id", _text("chart_id", chart_id))
+            kind, ident = "chart", f' chart-id="{escape(_text("chart_id", chart_id))}"'
         interval = options.get("refresh_interval")
         if interval is not None:
             if (
@@ -266,29 +266,34 @@ class ComponentKit:
         server = options.get("server_url")
         server_url = _server_url(server) if server is not None else None
         current = page.current_page()
-        found, reason = _token_or_reason(current, tag, kind)
-        if found is None or found.token is None:
-            return self._placeholder(reason, kind, presentation)
+        found = current.slots.get(kind)
+        if found is None or found.token is None:  # not loaded yet, or withheld: the full path
+            found, reason = _token_or_reason(current, tag, kind)
+            if found is None or found.token is None:
+                return self._placeholder(reason, kind, presentation)
+        # Each value is a plain str made by its validator (str() applied there), escaped here.
+        pid, pcls, plabel = presentation["id"], presentation["class"], presentation["aria-label"]
         own = (
-            _attr("id", presentation["id"])
-            + _attr("class", presentation["class"])
-            + _attr("aria-label", presentation["aria-label"])
+            ("" if pid is None else f' id="{escape(pid)}"')
+            + ("" if pcls is None else f' class="{escape(pcls)}"')
+            + ("" if plabel is None else f' aria-label="{escape(plabel)}"')
             + ident
         )
         # auth-token and server-url: escaped once per kind and page (unless server_url= is given).
-        head = (
-            page.head(current, found)
-            if server is None
-            else _attrs(("auth-token", found.token.value), ("server-url", server_url))
+        if server is not None:
+            head = _attrs(("auth-token", found.token.value), ("server-url", server_url))
+        else:
+            head = found.head if found.head is not None else page.head(current, found)
+        theme, style = presentation["data-theme"], presentation["style"]
+        look = ("" if theme is None else f' data-theme="{escape(theme)}"') + (
+            "" if style is None else f' style="{escape(style)}"'
         )
-        look = _attr("data-theme", presentation["data-theme"]) + _attr("style", presentation["style"])
+        tail = found.tail if found.tail is not None else page.tail(current, kind, found)
         # Same permission set, same scope: the script refreshes one token per
         # scope (a dashboard and a chart usually share one), not one per kind.
         # Tabs of one login share tokens; the CSRF string differs per page (it is
         # timestamped), so they meet on a digest of the session id (the tail).
-        return Markup(  # noqa: S704 - tag is a constant, attributes escaped
-            f"<{tag}{own}{head}{look}{page.tail(current, kind, found)}></{tag}>"
-        )
+        return Markup(f"<{tag}{own}{head}{look}{tail}></{tag}>")  # noqa: S704 - constant tag, escaped attributes
 
     @staticmethod
     def _placeholder(reason: str, kind: str, presentation: Mapping[str, str | None]) -> Markup:

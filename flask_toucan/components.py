@@ -55,6 +55,7 @@ log = logging.getLogger("flask_toucan")
 COMMON_OPTIONS = frozenset({"theme", "height", "server_url", "id", "class", "class_", "aria_label"})
 #: Extra options of ``tc_dashboard``.
 DASHBOARD_OPTIONS = frozenset({"chart_id", "refresh_interval"})
+_DASHBOARD_ALLOWED = COMMON_OPTIONS | DASHBOARD_OPTIONS
 
 #: ``height`` as text: a number and one CSS length unit, nothing else (no ``calc()``,
 #: no ``;``), so input can never smuggle CSS into the ``style`` attribute.
@@ -88,7 +89,7 @@ class ComponentOptionError(TemplateRuntimeError):
 def _height(value: Any) -> str:
     if isinstance(value, bool):
         raise ComponentOptionError("height must be a number of pixels or a CSS length such as '480px'")
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         if not math.isfinite(value) or not 0 < value <= MAX_HEIGHT_PX:
             raise ComponentOptionError(f"height must be between 0 and {MAX_HEIGHT_PX} pixels")
         return f"{value:g}px"
@@ -115,7 +116,7 @@ def _server_url(value: Any) -> str:
 
 def _text(name: str, value: Any) -> str:
     """Plain text of a string or number option (``str()`` strips a ``Markup`` type)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ComponentOptionError(f"{name} must be a string")
     return str(value)
 
@@ -157,9 +158,17 @@ def render_attributes(attrs: Mapping[str, Any]) -> Markup:
     value is text, never markup, whoever built it.
     """
     # Names are the kit's own constants; every value goes through str() then escape().
-    return Markup(  # noqa: S704
-        "".join(f' {name}="{escape(str(value))}"' for name, value in attrs.items() if value is not None)
-    )
+    return Markup(_attrs(*attrs.items()))  # noqa: S704
+
+
+def _attrs(*pairs: tuple[str, Any]) -> str:
+    """:func:`render_attributes` as plain text, for the kit's own f-strings (same escaping)."""
+    return "".join([f' {name}="{escape(str(value))}"' for name, value in pairs if value is not None])
+
+
+def _attr(name: str, value: Any) -> str:
+    """One pair of :func:`_attrs` (``""`` for ``None``): str() then escape, like every value."""
+    return "" if value is None else f' {name}="{escape(str(value))}"'
 
 
 class ComponentKit:
@@ -170,45 +179,37 @@ class ComponentKit:
         """Two module scripts (component script, refresh script) with the CSP nonce.
 
         Nothing inline: both are external files, so ``script-src 'nonce-…'`` or a
-        host allow-list is enough, with no ``'unsafe-inline'``.
+        host allow-list is enough, with no ``'unsafe-inline'``. The escaped
+        ``src`` values depend only on the app and its mount point and are
+        built once each (:func:`flask_toucan.page.site`); the nonce,
+        new on every request, is escaped on every call.
         """
-        state = get_state()
-        nonce = state.hooks.csp_nonce()
-        tags = []
-        for src in (
-            state.config.embed_script_url,
-            page.route_url("toucan.static", filename="toucan-refresh.js"),
-        ):
-            if src is None:
-                continue
-            tags.append(
-                Markup(  # noqa: S704 - attributes escaped by render_attributes
-                    f"<script{render_attributes({'type': 'module', 'src': src, 'nonce': nonce})}></script>"
-                )
-            )
-        return Markup("\n").join(tags)
+        current = page.current_page()
+        nonce = current.state.hooks.csp_nonce()
+        close = "></script>" if nonce is None else f' nonce="{escape(str(nonce))}"></script>'
+        opens = current.site().scripts  # each src escaped when cached; the nonce just above
+        return Markup(close.join(opens) + close if opens else "")  # noqa: S704
 
     # ---------------------------------------------------------- components
     def dashboard(self, dashboard_id: Any = None, **options: Any) -> Markup:
         """``<tc-dashboard>`` for a dashboard, or for one chart with ``chart_id=``."""
-        self._check_names("tc_dashboard", options, COMMON_OPTIONS | DASHBOARD_OPTIONS)
+        self._check_names("tc_dashboard", options, _DASHBOARD_ALLOWED)
         chart_id = options.get("chart_id")
         if (dashboard_id is None) == (chart_id is None):
             raise ComponentOptionError("tc_dashboard needs a dashboard id or chart_id=, not both")
-        kind = "chart" if chart_id is not None else "dashboard"
-        ident = {
-            "dashboard-id": None if dashboard_id is None else _text("dashboard_id", dashboard_id),
-            "chart-id": None if chart_id is None else _text("chart_id", chart_id),
-        }
+        if chart_id is None:
+            kind, ident = "dashboard", f' dashboard-id="{escape(_text("dashboard_id", dashboard_id))}"'
+        else:
+            kind, ident = "chart", f' chart-id="{escape(_text("chart_id", chart_id))}"'
         interval = options.get("refresh_interval")
         if interval is not None:
             if (
                 isinstance(interval, bool)
-                or not isinstance(interval, int | float)
+                or not isinstance(interval, (int, float))
                 or not 0 < interval <= 86400
             ):
                 raise ComponentOptionError("refresh_interval must be a number of seconds")
-            ident["refresh-interval"] = f"{interval:g}"
+            ident += _attr("refresh-interval", f"{interval:g}")
         return self._component("tc-dashboard", kind, options, ident)
 
     def prefetch(self, *kinds: str) -> Markup:
@@ -228,7 +229,7 @@ class ComponentKit:
     def assistant(self, **options: Any) -> Markup:
         """``<tc-ai-assistant>``; the placeholder unless the user has ``ai.can_query``."""
         self._check_names("tc_ai_assistant", options, COMMON_OPTIONS)
-        return self._component("tc-ai-assistant", "assistant", options, {})
+        return self._component("tc-ai-assistant", "assistant", options, "")
 
     # ------------------------------------------------------------- helpers
     @staticmethod
@@ -259,38 +260,40 @@ class ComponentKit:
             "aria-label": None if label is None else _text("aria_label", label),
         }
 
-    def _component(
-        self, tag: str, kind: str, options: Mapping[str, Any], ident: dict[str, str | None]
-    ) -> Markup:
-        """One component: its own attributes, then the tail its kind shares on this page."""
+    def _component(self, tag: str, kind: str, options: Mapping[str, Any], ident: str) -> Markup:
+        """One component: its own attributes (``ident``: escaped already), then what its kind shares."""
         presentation = self._presentation(options)
         server = options.get("server_url")
         server_url = _server_url(server) if server is not None else None
-        found, reason = _token_or_reason(tag, kind)
-        if found is None or found.token is None:
-            return self._placeholder(reason, kind, presentation)
-        own = render_attributes(
-            {
-                "id": presentation["id"],
-                "class": presentation["class"],
-                "aria-label": presentation["aria-label"],
-                **ident,
-            }
+        current = page.current_page()
+        found = current.slots.get(kind)
+        if found is None or found.token is None:  # not loaded yet, or withheld: the full path
+            found, reason = _token_or_reason(current, tag, kind)
+            if found is None or found.token is None:
+                return self._placeholder(reason, kind, presentation)
+        # Each value is a plain str made by its validator (str() applied there), escaped here.
+        pid, pcls, plabel = presentation["id"], presentation["class"], presentation["aria-label"]
+        own = (
+            ("" if pid is None else f' id="{escape(pid)}"')
+            + ("" if pcls is None else f' class="{escape(pcls)}"')
+            + ("" if plabel is None else f' aria-label="{escape(plabel)}"')
+            + ident
         )
         # auth-token and server-url: escaped once per kind and page (unless server_url= is given).
-        head = (
-            page.head(found)
-            if server is None
-            else render_attributes({"auth-token": found.token.value, "server-url": server_url})
+        if server is not None:
+            head = _attrs(("auth-token", found.token.value), ("server-url", server_url))
+        else:
+            head = found.head if found.head is not None else page.head(current, found)
+        theme, style = presentation["data-theme"], presentation["style"]
+        look = ("" if theme is None else f' data-theme="{escape(theme)}"') + (
+            "" if style is None else f' style="{escape(style)}"'
         )
-        look = render_attributes({"data-theme": presentation["data-theme"], "style": presentation["style"]})
+        tail = found.tail if found.tail is not None else page.tail(current, kind, found)
         # Same permission set, same scope: the script refreshes one token per
         # scope (a dashboard and a chart usually share one), not one per kind.
         # Tabs of one login share tokens; the CSRF string differs per page (it is
         # timestamped), so they meet on a digest of the session id (the tail).
-        return Markup(  # noqa: S704 - tag is a constant, attributes escaped
-            f"<{tag}{own}{head}{look}{page.tail(kind, found)}></{tag}>"
-        )
+        return Markup(f"<{tag}{own}{head}{look}{tail}></{tag}>")  # noqa: S704 - constant tag, escaped attributes
 
     @staticmethod
     def _placeholder(reason: str, kind: str, presentation: Mapping[str, str | None]) -> Markup:
@@ -315,14 +318,14 @@ class ComponentKit:
         return Markup(html)  # noqa: S704 - output of an autoescaped template
 
 
-def _token_or_reason(tag: str, kind: str) -> tuple[page.Slot | None, str]:
+def _token_or_reason(current: page.Page, tag: str, kind: str) -> tuple[page.Slot | None, str]:
     """``(slot, "")`` with the token, or ``(None, reason)`` for the placeholder.
 
     The page loads every kind it needs on the first call (one store round
     trip, concurrent mints): see :mod:`flask_toucan.page`.
     """
     try:
-        found = page.slot(kind)
+        found = page.slot(kind, current)
         if found.error is not None:
             raise found.error
         return found, ""

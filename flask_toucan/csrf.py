@@ -79,12 +79,23 @@ def _verified(app: Flask, token: str, max_age: int) -> str | None:
 
 def session_token() -> str:
     """The CSRF token of this session (memoised per request; send it in ``TOUCAN_CSRF_HEADER``)."""
-    sid = session.get(SESSION_ID)
+    return token_for(session.get(SESSION_ID))
+
+
+def token_for(sid: Any, app: Flask | None = None, max_age: int | None = None, memo: Any = None) -> str:
+    """:func:`session_token` for a session id the caller already read.
+
+    ``app``, ``max_age`` (``TOUCAN_CSRF_MAX_AGE``) and ``memo`` (``flask.g``'s
+    object): the current request's unless given.
+    """
     if not isinstance(sid, str):
         raise AuthenticationRequired("no session: log in first")
-    if "_toucan_csrf" not in g:
-        g._toucan_csrf = _recent_token(sid)
-    token: str = g._toucan_csrf
+    memo = g if memo is None else memo
+    token: str | None = memo.get("_toucan_csrf")
+    if token is None:
+        if app is None or max_age is None:
+            app, max_age = current_app._get_current_object(), get_state().config.csrf_max_age  # type: ignore[attr-defined]
+        token = memo.setdefault("_toucan_csrf", _recent_token(app, sid, max_age))
     return token
 
 
@@ -94,7 +105,7 @@ REUSE_SECONDS = 60.0
 MAX_REMEMBERED = 10_000
 
 
-def _recent_token(sid: str) -> str:
+def _recent_token(app: Flask, sid: str, max_age: int) -> str:
     """This session's token signed in the last minute, else a new one.
 
     Signing (HMAC, JSON, base64, a timestamp) is the largest part of a page's
@@ -103,11 +114,10 @@ def _recent_token(sid: str) -> str:
     :data:`REUSE_SECONDS` sooner; ``TOUCAN_CSRF_MAX_AGE`` is hours). Per
     process and keyed by the session id: nothing crosses sessions.
     """
-    app = current_app
     recent: dict[str, tuple[str, float]] = app.extensions.setdefault("toucan.csrf_recent", {})
     now = time.monotonic()
     found = recent.get(sid)
-    reuse = min(REUSE_SECONDS, get_state().config.csrf_max_age / 60)
+    reuse = min(REUSE_SECONDS, max_age / 60)
     if found is not None and now - found[1] < reuse:
         return found[0]
     if len(recent) >= MAX_REMEMBERED:

@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from flask import current_app, g, has_request_context
+from flask import Flask, current_app, g, has_request_context
 
 from . import identity, signals
 from .exceptions import AuthenticationRequired, ToucanError
 from .mappers import Permissions, check_subset, normalize_permissions, permissions_for_kind
 from .minting import MintRequest
-from .state import get_state
+from .state import ToucanState, get_state
 from .tokens import EmbedToken
 from .user import ToucanUser
 
@@ -88,8 +88,8 @@ def _mint(user: ToucanUser, perms: Permissions) -> EmbedToken:
     One token per request per permission set (memoised on ``g``), then the
     cache across requests until near expiry.
     """
-    memo = _memo_for(user)
-    memo_key = _memo_key(user, perms)
+    memo = memo_for(user)
+    memo_key = memo_key_of(user, canonical(perms))
     if memo is not None:
         hit = memo.get(memo_key)
         if hit is not None and not hit.expired:
@@ -101,9 +101,9 @@ def _mint(user: ToucanUser, perms: Permissions) -> EmbedToken:
     return token
 
 
-def mint_request(user: ToucanUser, perms: Permissions) -> MintRequest:
+def mint_request(user: ToucanUser, perms: Permissions, state: ToucanState | None = None) -> MintRequest:
     """The core's request for ``user`` and ``perms``: the attribute (and classic) mappers run here."""
-    state = get_state()
+    state = state if state is not None else get_state()
     config = state.config
     attributes = state.mappers.map_attributes(user, config.required_attributes, config.attribute_schema)
     classic = state.mappers.map_classic(user) if config.mode == "signed" else None
@@ -111,30 +111,47 @@ def mint_request(user: ToucanUser, perms: Permissions) -> MintRequest:
 
 
 def remember(user: ToucanUser, perms: Permissions, token: EmbedToken) -> None:
-    """Put a token fetched elsewhere (the page loader) into the per-request memo."""
-    memo = _memo_for(user)
+    """Put a token fetched elsewhere (the refresh endpoint) into the per-request memo."""
+    memo = memo_for(user)
     if memo is not None:
-        memo[_memo_key(user, perms)] = token
+        memo[memo_key_of(user, canonical(perms))] = token
 
 
-def announce(user: ToucanUser, token: EmbedToken, cached: bool) -> None:
-    """The ``token_issued`` signal, with the real app as sender."""
+def announce(user: ToucanUser, token: EmbedToken, cached: bool, sender: Flask | None = None) -> None:
+    """The ``token_issued`` signal, with the real app as sender (``sender``: the caller already has it)."""
     signals.token_issued.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
+        sender if sender is not None else current_app._get_current_object(),  # type: ignore[attr-defined]
         user=user,
         token=token,
         cached=cached,
     )
 
 
-def _memo_key(user: ToucanUser, perms: Permissions) -> Any:
-    return (user.id, tuple(sorted((r, tuple(sorted(f))) for r, f in perms.items())))
+#: A permission set as a sorted tuple: hashable, order-free (memo keys, scope names).
+Canonical = tuple[tuple[str, tuple[tuple[str, bool], ...]], ...]
 
 
-def _memo_for(user: ToucanUser) -> dict[Any, EmbedToken] | None:
+def canonical(perms: Mapping[str, Mapping[str, bool]]) -> Canonical:
+    """``perms`` as a :data:`Canonical` tuple."""
+    return tuple(sorted((r, tuple(sorted(f.items()))) for r, f in perms.items()))
+
+
+def memo_key_of(user: ToucanUser, perms: Canonical) -> Any:
+    """The per-request memo key of ``user``'s token for the permission set ``perms``."""
+    return (user.id, perms)
+
+
+def memo_for(user: ToucanUser, at: identity.Here | None = None) -> dict[Any, EmbedToken] | None:
+    """This request's token memo, if ``user`` is the request's own user (``None`` otherwise).
+
+    ``at``: the caller's :class:`~flask_toucan.identity.Here` (saves the ``g`` lookups).
+    """
     # Memoised for the request's own user only: an explicit user object may
     # carry other claims (impersonation, tests) under the same identity.
-    if has_request_context() and user is g.get("_toucan_user"):
-        memo: dict[Any, EmbedToken] = g.setdefault("_toucan_tokens", {})
-        return memo
+    if at is None and not has_request_context():
+        return None
+    memo = g if at is None else at.memo
+    if user is memo.get("_toucan_user"):
+        tokens: dict[Any, EmbedToken] = memo.setdefault("_toucan_tokens", {})
+        return tokens
     return None

@@ -35,13 +35,13 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app, g, request, session, url_for
+from flask import Flask, Request, current_app, g, request, session, url_for
 from markupsafe import escape
 
 from . import csrf, identity, issuing
 from .exceptions import AuthenticationRequired, StoreUnavailable, ToucanError
 from .mappers import KINDS, Permissions, permissions_for_kind
-from .state import SESSION_ID, get_state
+from .state import EXTENSION_KEY, SESSION_ID, ToucanState, get_state
 from .tokens import EmbedToken
 from .user import ToucanUser
 
@@ -57,13 +57,14 @@ MINT_THREADS = 4
 MAX_LEARNED_ENDPOINTS = 1024
 _POOL_KEY = "toucan.mint_pool"
 _URLS_KEY = "toucan.route_urls"
+_SITE_KEY = "toucan.page_site"
 #: Mount points remembered per app by :func:`route_url` (a bound against odd proxies).
 MAX_CACHED_URLS = 64
 _LEARNED_KEY = "toucan.page_kinds"
 _lock = threading.Lock()
 
 
-@dataclass
+@dataclass(slots=True)
 class Slot:
     """The outcome for one kind: a token and its scope, or the error that withholds it."""
 
@@ -81,33 +82,76 @@ class Slot:
     missed: int | None = None
 
 
-@dataclass
-class Page:
-    """What one request's components share (see the module docstring)."""
+@dataclass(frozen=True, slots=True)
+class Site:
+    """What every page of an app at one mount point shares, escaped once.
 
+    Only the app's config and its mount point (``SCRIPT_NAME``) go in: nothing
+    about the user, the session, the CSRF token or the nonce, so it is safe
+    to keep across requests (:func:`site`).
+    """
+
+    #: The component script (if configured) and the refresh script: each tag up to its
+    #: ``src`` (escaped), ending ``"`` (the nonce and ``></script>`` follow per request);
+    #: the second and later ones start with the newline that separates them.
+    scripts: tuple[str, ...]
+    #: `` data-toucan-refresh-url="…"``
+    refresh: str
+    #: `` data-toucan-csrf-header="…"``
+    header: str
+    #: `` server-url="…"`` (empty without a configured server URL)
+    server: str
+
+
+@dataclass(slots=True)
+class Page:
+    """What one request's components share (see the module docstring).
+
+    Holds the app's state, looked up once: each ``current_app`` / ``g`` /
+    ``request`` proxy lookup costs about a microsecond, and a component
+    would otherwise make a dozen.
+    """
+
+    state: ToucanState
+    app: Flask
+    #: This request's ``g`` and session objects (see :class:`~flask_toucan.identity.Here`).
+    at: identity.Here
+    #: This request (its endpoint and mount point).
+    request: Request
     slots: dict[str, Slot] = field(default_factory=dict)
     declared: set[str] = field(default_factory=set)
-    _strings: dict[str, str] | None = None
+    _site: Site | None = None
+    _strings: str | None = None
 
-    def strings(self) -> dict[str, str]:
-        """Refresh URL, CSRF token, session tag, CSRF header: computed once per request."""
+    def site(self) -> Site:
+        """This app's :class:`Site` at this request's mount point."""
+        if self._site is None:
+            self._site = site(self.app, self.state, self.request.script_root)
+        return self._site
+
+    def strings(self) -> str:
+        """The escaped refresh URL, CSRF token, session tag and CSRF header: built once per request."""
         if self._strings is None:
-            config = get_state().config
-            self._strings = {
-                "data-toucan-refresh-url": route_url("toucan.token"),
-                "data-toucan-csrf": csrf.session_token(),
-                "data-toucan-session": session_tag(),
-                "data-toucan-csrf-header": config.csrf_header,
-            }
+            shared = self.site()
+            sid = self.at.session.get(SESSION_ID)
+            token = csrf.token_for(sid, self.app, self.state.config.csrf_max_age, self.at.memo)  # needs a sid
+            tag = session_tag(sid)
+            self._strings = (
+                f'{shared.refresh} data-toucan-csrf="{escape(token)}" '
+                f'data-toucan-session="{escape(tag)}"{shared.header}'
+            )
         return self._strings
 
 
 def current_page() -> Page:
     """This request's :class:`Page` (created on first use)."""
-    page: Page | None = g.get("_toucan_page")
+    memo = g._get_current_object()
+    page: Page | None = memo.get("_toucan_page")
     if page is None:
-        page = Page()
-        g.setdefault("_toucan_page", page)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        state = app.extensions.get(EXTENSION_KEY) or get_state()  # get_state: the clear error
+        here = identity.Here(memo, session._get_current_object())  # type: ignore[attr-defined]
+        page = memo.setdefault("_toucan_page", Page(state, app, here, request._get_current_object()))  # type: ignore[attr-defined]
     return page
 
 
@@ -119,34 +163,31 @@ def prefetch(kinds: Iterable[str]) -> None:
     load(page, wanted)
 
 
-def slot(kind: str) -> Slot:
+def slot(kind: str, page: Page | None = None) -> Slot:
     """The token (or the error) for ``kind``, loading every kind the page needs on first call."""
-    page = current_page()
+    page = page if page is not None else current_page()
     found = page.slots.get(kind)
     if found is not None and found.token is None and found.error is None:
         del page.slots[kind]  # a miss read by a mint=False load: load (and mint) it now
         found = None
     if found is None:
-        learn(kind)
-        load(page, [kind, *sorted(page.declared), *sorted(learned())])
+        load(page, [kind, *sorted(page.declared), *sorted(learn(page, kind))])
         found = page.slots[kind]
     return found
 
 
-def learned() -> frozenset[str]:
-    """Kinds the current endpoint rendered in earlier requests of this process."""
-    table: dict[str | None, frozenset[str]] = current_app.extensions.get(_LEARNED_KEY, {})
-    return table.get(request.endpoint, frozenset())
-
-
-def learn(kind: str) -> None:
-    app = current_app
-    table: dict[str | None, frozenset[str]] = app.extensions.setdefault(_LEARNED_KEY, {})
-    known = table.get(request.endpoint, frozenset())
-    if kind in known or (request.endpoint not in table and len(table) >= MAX_LEARNED_ENDPOINTS):
-        return
+def learn(page: Page, kind: str) -> frozenset[str]:
+    """Remember that the current endpoint renders ``kind``; the kinds it is known to render."""
+    table: dict[str | None, frozenset[str]] = page.app.extensions.setdefault(_LEARNED_KEY, {})
+    endpoint = page.request.endpoint
+    known = table.get(endpoint)
+    if known is not None and kind in known:
+        return known
+    if known is None and len(table) >= MAX_LEARNED_ENDPOINTS:
+        return frozenset({kind})
     with _lock:
-        table[request.endpoint] = table.get(request.endpoint, frozenset()) | {kind}
+        known = table[endpoint] = table.get(endpoint, frozenset()) | {kind}
+    return known
 
 
 def load(
@@ -163,7 +204,7 @@ def load(
     if not todo:
         return None
     try:
-        pending = identity.begin()
+        pending = identity.begin(page.state, page.at)
     except StoreUnavailable as exc:
         _fail_all(page, todo, exc)
         return None
@@ -175,7 +216,7 @@ def load(
     token_keys = list(dict.fromkeys(keys.values()))
     store_keys = ([pending.record_key] if pending.record_key else []) + token_keys
     # Flights ended so far, per key: a miss below is only trusted if none ends in between.
-    flights = get_state().service.flights
+    flights = page.state.service.flights
     seen = {key: flights.completed(key) for key in token_keys}
     counts: list[int] = []
     try:
@@ -190,14 +231,14 @@ def load(
         return None
     found = dict(zip(store_keys, values, strict=True))
     record = found.get(pending.record_key) if pending.record_key else None
-    if identity.settle(pending, record) is None:
+    if identity.settle(pending, record, page.at) is None:
         _fail_all(page, todo, AuthenticationRequired("log in to get a token"))
         return None
     if mint:
         _fill(page, user, requests, keys, found, seen)
         return counts
     for kind, req in requests.items():
-        hit = get_state().service.cache.from_entry(found.get(keys[kind]))
+        hit = page.state.service.cache.from_entry(found.get(keys[kind]))
         scope = scope_of(req.permissions)
         if hit is not None:
             page.slots[kind] = Slot(hit, req.permissions, scope)
@@ -211,7 +252,7 @@ def _requests(
     page: Page, user: ToucanUser, kinds: list[str]
 ) -> tuple[dict[str, MintRequest], dict[str, str]]:
     """One :class:`MintRequest` and cache key per permitted kind; refusals go straight to slots."""
-    state = get_state()
+    state = page.state
     requests: dict[str, MintRequest] = {}
     keys: dict[str, str] = {}
     try:
@@ -224,7 +265,7 @@ def _requests(
         try:
             perms = permissions_for_kind(granted, kind)
             # The attribute mappers run once per page, not once per kind.
-            base = issuing.mint_request(user, perms) if base is None else base
+            base = issuing.mint_request(user, perms, state) if base is None else base
         except ToucanError as exc:
             page.slots[kind] = Slot(error=exc)
             continue
@@ -243,7 +284,7 @@ def _fill(
     seen: dict[str, int],
 ) -> None:
     """Cache hits from ``found``; the misses minted concurrently (one thread per distinct key)."""
-    state = get_state()
+    state = page.state
     outcomes: dict[str, tuple[EmbedToken, bool] | ToucanError] = {}
     misses: dict[str, tuple[MintRequest, int]] = {}
     for kind, req in requests.items():
@@ -252,19 +293,24 @@ def _fill(
             outcomes[keys[kind]] = (hit, True)
         else:
             misses.setdefault(keys[kind], (req, seen[keys[kind]]))
-    outcomes.update(_mint_all(misses))
+    if misses:
+        outcomes.update(_mint_all(page, misses))
+    memo = issuing.memo_for(user, page.at)
     for kind, req in requests.items():
         outcome = outcomes[keys[kind]]
         if isinstance(outcome, ToucanError):
             page.slots[kind] = Slot(error=outcome)
             continue
         token, cached = outcome
-        page.slots[kind] = Slot(token, req.permissions, scope_of(req.permissions))
-        issuing.remember(user, req.permissions, token)
-        issuing.announce(user, token, cached)
+        canonical = issuing.canonical(req.permissions)
+        page.slots[kind] = Slot(token, req.permissions, _scope(canonical))
+        if memo is not None:  # a later toucan.issue_token(...) in this request gets the same token
+            memo[issuing.memo_key_of(user, canonical)] = token
+        issuing.announce(user, token, cached, page.app)
 
 
 def _mint_all(
+    page: Page,
     misses: dict[str, tuple[MintRequest, int]],
 ) -> dict[str, tuple[EmbedToken, bool] | ToucanError]:
     """Mint every miss; all but the last in the pool, the last in this thread, then wait.
@@ -272,11 +318,11 @@ def _mint_all(
     Each through the token service's single flight, told the cache was just
     read (no second store read unless another flight for the key ended since).
     """
-    service = get_state().service
+    service = page.state.service
     items = list(misses.items())
     futures: dict[str, Future[tuple[EmbedToken, bool]]] = {}
     if len(items) > 1:
-        pool = _pool(current_app)
+        pool = _pool(page.app)
         futures = {key: pool.submit(service.issue, req, missed=n, key=key) for key, (req, n) in items[:-1]}
     out: dict[str, tuple[EmbedToken, bool] | ToucanError] = {}
     for key, (req, n) in items[len(futures) :]:
@@ -320,7 +366,7 @@ def _pool(app: Flask) -> ThreadPoolExecutor:
     return pool
 
 
-def tail(kind: str, found: Slot) -> str:
+def tail(page: Page, kind: str, found: Slot) -> str:
     """The escaped attributes every component of ``kind`` shares, after its own ones.
 
     Built once per kind per request; the expiry countdown is taken then (the
@@ -328,28 +374,21 @@ def tail(kind: str, found: Slot) -> str:
     """
     if found.tail is None:
         assert found.token is not None
-        strings = current_page().strings()
-        expires_in = max(0.0, found.token.expires_at.timestamp() - time.time())
-        pairs = {
-            "data-toucan-kind": kind,
-            "data-toucan-scope": found.scope,
-            # Seconds (fractional): the refresh script counts them on its own
-            # monotonic clock from when the page arrived, never against Date.now().
-            "data-toucan-expires-in": f"{expires_in:.3f}",
-            **strings,
-        }
-        found.tail = "".join(f' {name}="{escape(value)}"' for name, value in pairs.items())
+        # Seconds (fractional): the refresh script counts them on its own
+        # monotonic clock from when the page arrived, never against Date.now().
+        expires_in = f"{max(0.0, found.token.expires_at.timestamp() - time.time()):.3f}"
+        found.tail = (
+            f' data-toucan-kind="{escape(kind)}" data-toucan-scope="{escape(found.scope)}" '
+            f'data-toucan-expires-in="{escape(expires_in)}"{page.strings()}'
+        )
     return found.tail
 
 
-def head(found: Slot) -> str:
+def head(page: Page, found: Slot) -> str:
     """`` auth-token="…" server-url="…"`` for components with the configured server URL."""
     if found.head is None:
         assert found.token is not None
-        pairs = {"auth-token": found.token.value, "server-url": get_state().config.server_url}
-        found.head = "".join(
-            f' {name}="{escape(value)}"' for name, value in pairs.items() if value is not None
-        )
+        found.head = f' auth-token="{escape(found.token.value)}"{page.site().server}'
     return found.head
 
 
@@ -370,19 +409,41 @@ def route_url(endpoint: str, **values: Any) -> str:
     return url
 
 
-def session_tag() -> str:
+def site(app: Flask, state: ToucanState, root: str) -> Site:
+    """``app``'s :class:`Site` at the mount point ``root`` (``SCRIPT_NAME``; built on first use)."""
+    table: dict[str, Site] = app.extensions.setdefault(_SITE_KEY, {})
+    found = table.get(root)
+    if found is None:
+        config = state.config
+        urls = (config.embed_script_url, route_url("toucan.static", filename="toucan-refresh.js"))
+        found = Site(
+            scripts=tuple(
+                ("\n" if i else "") + f'<script type="module" src="{escape(url)}"'
+                for i, url in enumerate(url for url in urls if url is not None)
+            ),
+            refresh=f' data-toucan-refresh-url="{escape(route_url("toucan.token"))}"',
+            header=f' data-toucan-csrf-header="{escape(config.csrf_header)}"',
+            server="" if config.server_url is None else f' server-url="{escape(config.server_url)}"',
+        )
+        if len(table) < MAX_CACHED_URLS:
+            table[root] = found
+    return found
+
+
+def session_tag(sid: Any = None) -> str:
     """A digest of the server-side session id: groups tabs, reveals nothing (the id is 256 random bits)."""
-    sid = session.get(SESSION_ID)
+    if sid is None:
+        sid = session.get(SESSION_ID)
     return hashlib.sha256(f"flask-toucan.session:{sid}".encode()).hexdigest()[:16]
 
 
 def scope_of(permissions: Mapping[str, Mapping[str, bool]]) -> str:
     """A short, stable name for a permission set (not secret: the page may see it)."""
-    return _scope(tuple(sorted((r, tuple(sorted(f.items()))) for r, f in permissions.items())))
+    return _scope(issuing.canonical(permissions))
 
 
 @lru_cache(maxsize=256)
-def _scope(canonical: tuple[tuple[str, tuple[tuple[str, bool], ...]], ...]) -> str:
+def _scope(canonical: issuing.Canonical) -> str:
     permissions = {resource: dict(flags) for resource, flags in canonical}
     blob = json.dumps(permissions, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -43,7 +43,8 @@ NonceLoader = Callable[[], str | None]
 
 def default_nonce_loader() -> str | None:
     """Find a CSP nonce where common CSP helpers put it (Flask-Talisman, ``g.csp_nonce``)."""
-    nonce = getattr(request, "csp_nonce", None) or g.get("csp_nonce")
+    # The request object itself: a missing attribute looked up through the proxy costs a few µs.
+    nonce = getattr(request._get_current_object(), "csp_nonce", None) or g.get("csp_nonce")  # type: ignore[attr-defined]
     return nonce if isinstance(nonce, str) and nonce else None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+from flask import Flask, g
 
 from . import components, csrf, identity, issuing, oauth_client, views
 from .cache import TokenCache
@@ -270,7 +270,27 @@ def _register(app: Flask, config: ToucanConfig) -> None:
     components.init_app(app)
     app.jinja_env.globals["_toucan_result_renderer"] = result_renderer
     identity.init_app(app)
+    app.teardown_appcontext(release_request_objects)
     app.cli.add_command(toucan_cli)
+
+
+#: What the kit keeps on ``g`` that points back at ``g`` (the page's ``Here`` holds ``g`` as its
+#: memo) or at a traceback (a stored error's frames): reference cycles.
+_CYCLIC_ON_G = ("_toucan_page", "_toucan_user_error")
+
+
+def release_request_objects(exc: BaseException | None = None) -> None:
+    """Break the request's reference cycles through ``g`` when its context ends.
+
+    The page object lives on ``g`` and refers back to it, so without this the
+    whole request (environ, headers, session, page, tokens) survived as
+    cyclic garbage until the garbage collector ran: about 36 container objects
+    per request, a gen-0 collection every ~20 refreshes and, now and then, a
+    full one. Dropped here, reference counting frees them at once.
+    """
+    pop = g.pop
+    for name in _CYCLIC_ON_G:
+        pop(name, None)
 
 
 def _build_store(config: ToucanConfig) -> tuple[Any, RateLimit | None]:

@@ -36,9 +36,14 @@ log = logging.getLogger("flask_toucan")
 T = TypeVar("T")
 
 
+#: ``json.dumps(..., sort_keys=True, separators=(",", ":"), default=str)`` without building an
+#: encoder per call (the same text: the keys of tokens cached before stay valid).
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def cache_key(parts: Mapping[str, Any], tag: str = "") -> str:
     """``tok:`` + the user's hash tag (one cluster slot per user) + a hash of ``parts``."""
-    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    blob = _KEY_ENCODER.encode(parts)
     return "tok:" + tag + hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -189,17 +189,18 @@ class MapperRegistry:
         """
         required = tuple(required)
         raw, lists_ok = self._collect(user, required)
-        many_names = {n for n, (_, many) in self.single.items() if many}
+        single = self.single
         out: dict[str, AttributeValue] = {}
         for name, value in raw.items():
-            if not isinstance(name, str) or not re.match(ATTRIBUTE_NAME, name):
+            if not valid_name(name):
                 raise AttributeMappingError("an attribute mapper returned an invalid attribute name")
             if _empty(value):
                 continue
             kind = attribute_schema.declared(name)
             listy = kind == "list[str]"
             value = schema.prepare(name, value, kind)
-            clean = _clean(name, value, many=name in many_names or listy, lists_ok=name in lists_ok or listy)
+            many = listy or (name in single and single[name][1])
+            clean = _clean(name, value, many=many, lists_ok=listy or name in lists_ok)
             if clean is not None:
                 out[name] = schema.check_value(attribute_schema, name, clean, required=name in required)
         for name in required:
@@ -240,6 +241,23 @@ class MapperRegistry:
     def map_permissions(self, user: ToucanUser) -> Permissions:
         granted = _call(self.permissions_mapper, user, "permissions")
         return normalize_permissions(granted, source="the permissions mapper")
+
+
+#: Attribute names already matched against :data:`ATTRIBUTE_NAME` (bounded: a bulk mapper's
+#: names may come from data; past the bound a name is matched every time, as before).
+_VALID_NAMES: set[str] = set()
+_MAX_VALID_NAMES = 1024
+
+
+def valid_name(name: object) -> bool:
+    """``name`` is a plain identifier (:data:`ATTRIBUTE_NAME`); the regex runs once per name."""
+    if name in _VALID_NAMES:
+        return True
+    if not isinstance(name, str) or not re.match(ATTRIBUTE_NAME, name):
+        return False
+    if len(_VALID_NAMES) < _MAX_VALID_NAMES:
+        _VALID_NAMES.add(name)
+    return True
 
 
 def _call(fn: Callable[[ToucanUser], Any], user: ToucanUser, what: str) -> Any:

@@ -288,8 +288,16 @@ def namespace_for(config: ToucanConfig) -> str:
 def _classic_key(context: ClassicContext | None) -> object:
     if context is None:
         return None
+    if not context.secrets:  # the default: the tag of "{}", computed once
+        return [context.roles, context.privileges, context.groups, _no_secrets_tag()]
     secrets = json.dumps(context.secrets, sort_keys=True, default=str).encode()
     return [context.roles, context.privileges, context.groups, _fingerprint(secrets)]
+
+
+@lru_cache(maxsize=1)
+def _no_secrets_tag() -> str:
+    """What :func:`_classic_key` tags an empty secrets object with (the same as before the shortcut)."""
+    return _fingerprint(json.dumps({}, sort_keys=True, default=str).encode())
 
 
 def _fingerprint(secret: bytes) -> str:

@@ -231,11 +231,22 @@ class MapperRegistry:
 
     def map_classic(self, user: ToucanUser) -> ClassicContext:
         """Roles, privileges, groups and secrets of the classic profile, checked."""
+        if self._classic_defaults():
+            # Our own constant defaults, valid by construction: what cleaning them would give.
+            return ClassicContext(roles=["USER"], privileges={}, groups=[], secrets={})
         return ClassicContext(
             roles=clean_roles(_call(self.roles_mapper, user, "roles") or ["USER"]),
             privileges=clean_privileges(_call(self.privileges_mapper, user, "privileges") or {}),
             groups=_names(_call(self.groups_mapper, user, "groups") or [], "groups"),
             secrets=clean_secrets(_call(self.secrets_mapper, user, "secrets") or {}),
+        )
+
+    def _classic_defaults(self) -> bool:
+        return (
+            self.roles_mapper is default_roles
+            and self.privileges_mapper is default_privileges
+            and self.groups_mapper is default_groups
+            and self.secrets_mapper is default_secrets
         )
 
     def map_permissions(self, user: ToucanUser) -> Permissions:

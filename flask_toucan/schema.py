@@ -169,9 +169,13 @@ def check_value(schema: AttributeSchema, name: str, value: Any, *, required: boo
     return _check_scalar(schema, name, value, kind, required=required)
 
 
+#: ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``, one encoder for every call.
+_COMPACT_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def check_size(schema: AttributeSchema, attributes: Mapping[str, Any]) -> None:
     """The whole attribute object, as compact JSON, within the byte budget."""
-    size = len(json.dumps(attributes, separators=(",", ":"), ensure_ascii=False).encode())
+    size = len(_COMPACT_UTF8.encode(attributes).encode())
     if size > schema.max_bytes:
         raise AttributeMappingError(
             f"the attributes take {size} bytes of JSON, over the budget of {schema.max_bytes}; "

@@ -76,9 +76,13 @@ def build_claims(
     }
 
 
+#: ``json.dumps(..., separators=(",", ":"), ensure_ascii=False)``, one encoder for every call.
+_COMPACT_UTF8 = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def embed_context_size(embed_context: Mapping[str, Any]) -> int:
     """Bytes of compact UTF-8 JSON, the way the limit is measured."""
-    return len(json.dumps(embed_context, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(_COMPACT_UTF8.encode(embed_context).encode())
 
 
 def without_secrets(claims: Mapping[str, Any]) -> dict[str, Any]:

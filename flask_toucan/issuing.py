@@ -89,12 +89,13 @@ def _mint(user: ToucanUser, perms: Permissions) -> EmbedToken:
     cache across requests until near expiry.
     """
     memo = memo_for(user)
-    memo_key = memo_key_of(user, canonical(perms))
+    memo_key = memo_key_of(user, canonical(perms)) if memo is not None else None
     if memo is not None:
         hit = memo.get(memo_key)
         if hit is not None and not hit.expired:
             return hit
-    token, cached = get_state().service.issue(mint_request(user, perms))
+    state = get_state()
+    token, cached = state.service.issue(mint_request(user, perms, state))
     if memo is not None:
         memo[memo_key] = token
     announce(user, token, cached)

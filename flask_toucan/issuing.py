@@ -66,8 +66,9 @@ def issue_for(kind: str, user: ToucanUser | None = None) -> Issued:
     user may not have this kind at all.
     """
     user = _user_or_current(user)
-    perms = permissions_for_kind(get_state().mappers.map_permissions(user), kind)
-    return Issued(_mint(user, perms), perms)
+    state = get_state()
+    perms = permissions_for_kind(state.mappers.map_permissions(user), kind)
+    return Issued(_mint(user, perms, state), perms)
 
 
 def can(kind: str, user: ToucanUser | None = None) -> bool:
@@ -82,7 +83,7 @@ def can(kind: str, user: ToucanUser | None = None) -> bool:
     return True
 
 
-def _mint(user: ToucanUser, perms: Permissions) -> EmbedToken:
+def _mint(user: ToucanUser, perms: Permissions, state: ToucanState | None = None) -> EmbedToken:
     """Mint for permissions already checked against the user's grants.
 
     One token per request per permission set (memoised on ``g``), then the
@@ -94,7 +95,7 @@ def _mint(user: ToucanUser, perms: Permissions) -> EmbedToken:
         hit = memo.get(memo_key)
         if hit is not None and not hit.expired:
             return hit
-    state = get_state()
+    state = state if state is not None else get_state()
     token, cached = state.service.issue(mint_request(user, perms, state))
     if memo is not None:
         memo[memo_key] = token

@@ -9,6 +9,7 @@ limits when whole tokens go there): protocol claims such as ``nonce`` or
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 #: Claims that describe the ID token, not the person: never stored.
@@ -38,6 +39,12 @@ def _escape_part(value: str) -> str:
     return value.replace("%", "%25").replace("|", "%7C")
 
 
+@lru_cache(maxsize=4096)
+def _distinct_id(issuer: str, subject: str) -> str:
+    """Memoised (a pure function, bounded): every mint derives it twice (cache key, claims)."""
+    return f"{_escape_part(issuer)}|{_escape_part(subject)}"
+
+
 class ToucanUser(Mapping[str, Any]):
     """A read-only view of the user's claims, with ``issuer`` and ``subject``.
 
@@ -63,7 +70,7 @@ class ToucanUser(Mapping[str, Any]):
         ``issuer|subject`` with ``%`` and ``|`` escaped in both parts, so two
         different pairs can never give the same id.
         """
-        return f"{_escape_part(self.issuer)}|{_escape_part(self.subject)}"
+        return _distinct_id(self.issuer, self.subject)
 
     @property
     def claims(self) -> dict[str, Any]:

@@ -275,8 +275,8 @@ def _register(app: Flask, config: ToucanConfig) -> None:
 
 
 #: What the kit keeps on ``g`` that points back at ``g`` (the page's ``Here`` holds ``g`` as its
-#: memo) or at a traceback (a stored error's frames): reference cycles.
-_CYCLIC_ON_G = ("_toucan_page", "_toucan_user_error")
+#: memo): a reference cycle per request.
+_CYCLIC_ON_G = ("_toucan_page",)
 
 
 def release_request_objects(exc: BaseException | None = None) -> None:

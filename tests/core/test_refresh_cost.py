@@ -209,3 +209,15 @@ def test_refresh_answers_keep_every_security_header():
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert ok.status_code == 200 and refused.status_code == 403
     assert len(ok.headers.getlist("Referrer-Policy")) == 1 and "Set-Cookie" not in ok.headers
+
+
+def test_distinct_id_memo_follows_issuer_and_subject():
+    a = ToucanUser("https://idp.test", "alice", {})
+    assert a.distinct_id == "https://idp.test|alice"
+    assert ToucanUser("https://idp.test", "bob", {}).distinct_id != a.distinct_id
+    assert (
+        ToucanUser("https://idp.test|x", "y", {}).distinct_id
+        != ToucanUser("https://idp.test", "x|y", {}).distinct_id
+    )
+    a.subject = "carol"  # a changed attribute of the same object: the memo is keyed on the values
+    assert a.distinct_id == "https://idp.test|carol"

@@ -190,11 +190,17 @@ class MapperRegistry:
         required = tuple(required)
         raw, lists_ok = self._collect(user, required)
         single = self.single
+        untyped = attribute_schema.types is None
         out: dict[str, AttributeValue] = {}
         for name, value in raw.items():
             if not valid_name(name):
                 raise AttributeMappingError("an attribute mapper returned an invalid attribute name")
             if _empty(value):
+                continue
+            if untyped and type(value) is str and not (name in single and single[name][1]):
+                # The common case, what the general path below does to it: a plain text
+                # value, no declared type, not a list: only the text checks apply.
+                out[name] = schema.check_text(attribute_schema, name, value)
                 continue
             kind = attribute_schema.declared(name)
             listy = kind == "list[str]"

@@ -225,6 +225,12 @@ def _check_untyped(schema: AttributeSchema, name: str, value: Any, *, required: 
     _fail(name, "is not a string, number or boolean")
 
 
+def check_text(schema: AttributeSchema, name: str, value: str) -> str:
+    """An untyped text value, checked as :func:`check_value` checks it (the mappers' fast path)."""
+    _check_text(schema, name, value)
+    return value
+
+
 def _check_text(schema: AttributeSchema, name: str, value: str) -> None:
     if len(value) > schema.max_length:
         _fail(name, f"is longer than {schema.max_length} characters (TOUCAN_ATTRIBUTE_MAX_LENGTH)")

@@ -24,6 +24,7 @@ from flask_toucan.mappers import (
     valid_name,
 )
 from flask_toucan.minting import MintRequest
+from flask_toucan.schema import NO_SCHEMA, check_value
 from flask_toucan.test_client import ToucanTestClient
 from flask_toucan.user import ToucanUser
 from flask_toucan.views import KNOWN_BODIES, small_json_body
@@ -221,3 +222,23 @@ def test_distinct_id_memo_follows_issuer_and_subject():
     )
     a.subject = "carol"  # a changed attribute of the same object: the memo is keyed on the values
     assert a.distinct_id == "https://idp.test|carol"
+
+
+@pytest.mark.parametrize(
+    "value", ["acme", "a\u202eb", "x\ny", "\x00", "é" * 300, "ok", " padded ", "\ud800", "a\u2028b"]
+)
+def test_plain_text_attributes_are_checked_as_the_general_path_checks_them(value):
+    """The untyped-text shortcut in map_attributes gives what the general path gives: the same
+    value, or an AttributeMappingError (schema.check_value on the cleaned value)."""
+    registry = MapperRegistry()
+    registry.add_attribute("org", lambda u: u["org"])
+    user = ToucanUser("i", "a", {"org": value})
+    try:
+        expected: Any = {"org": check_value(NO_SCHEMA, "org", value, required=False)}
+    except AttributeMappingError:
+        expected = AttributeMappingError
+    if expected is AttributeMappingError:
+        with pytest.raises(AttributeMappingError):
+            registry.map_attributes(user, ())
+    else:
+        assert registry.map_attributes(user, ()) == expected

@@ -393,22 +393,10 @@ def small_json_body(max_bytes: int = MAX_REFRESH_BODY) -> Any:
     if not raw.strip():
         return {}
     guards.check_json_content_type(request.headers)
-    known = KNOWN_BODIES.get(raw)
-    if known is not None:  # the refresh script's own bodies: their parse, known in advance
-        return dict(known)
     try:
         return json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None
-
-
-#: The bodies the refresh script (``JSON.stringify``) and ``json.dumps`` send, with what
-#: ``json.loads`` makes of them: the same answer without running the parser (a copy each time).
-KNOWN_BODIES: dict[bytes, dict[str, str]] = {
-    json.dumps({"kind": kind}, separators=separators).encode(): {"kind": kind}
-    for kind in KINDS
-    for separators in ((",", ":"), (", ", ": "))
-}
 
 
 def _read_body(max_bytes: int) -> bytes:

@@ -29,6 +29,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,7 +60,7 @@ _DASHBOARD_ALLOWED = COMMON_OPTIONS | DASHBOARD_OPTIONS
 
 #: ``height`` as text: a number and one CSS length unit, nothing else (no ``calc()``,
 #: no ``;``), so input can never smuggle CSS into the ``style`` attribute.
-HEIGHT = re.compile(r"^(?:0|[1-9]\d{0,4})(?:\.\d{1,2})?(?:px|em|rem|vh|vw|%)$")
+HEIGHT = r"^(?:0|[1-9]\d{0,4})(?:\.\d{1,2})?(?:px|em|rem|vh|vw|%)$"
 MAX_HEIGHT_PX = 20_000
 
 #: Placeholder reasons, one per way a component can be withheld.
@@ -68,13 +69,19 @@ MAX_HEIGHT_PX = 20_000
 REASONS = ("logged_out", "not_permitted", "no_attributes", "misconfigured", "unavailable")
 
 #: One CSS class name (CSS 2.1 identifier, ASCII only): no quote, no ``<``, no space.
-CLASS_TOKEN = re.compile(r"^-?[_a-zA-Z]+[_a-zA-Z0-9-]*$")
+CLASS_NAME = r"^-?[_a-zA-Z]+[_a-zA-Z0-9-]*$"
 MAX_CLASS_TOKENS = 32
 MAX_CLASS_TOKEN_LENGTH = 64
 #: An HTML id the host can also use in CSS and ``querySelector`` without escaping.
-HTML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_:.-]{0,127}$")
+HTML_ID = r"^[A-Za-z_][A-Za-z0-9_:.-]{0,127}$"
 #: Upstream codes as Toucan writes them (``UPPER_SNAKE``); anything else is logged as ``?``.
-_LOGGABLE_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_LOGGABLE_CODE = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """One of the patterns above, compiled on first use: nothing is compiled at import (bench 7b)."""
+    return re.compile(pattern)
 
 
 class ComponentOptionError(TemplateRuntimeError):
@@ -93,7 +100,7 @@ def _height(value: Any) -> str:
         if not math.isfinite(value) or not 0 < value <= MAX_HEIGHT_PX:
             raise ComponentOptionError(f"height must be between 0 and {MAX_HEIGHT_PX} pixels")
         return f"{value:g}px"
-    if isinstance(value, str) and HEIGHT.match(str(value).strip()):
+    if isinstance(value, str) and _compiled(HEIGHT).match(str(value).strip()):
         return str(value).strip()
     raise ComponentOptionError(
         "height must be a number of pixels or a CSS length like '480px', '30rem', '60vh' or '100%'"
@@ -123,7 +130,7 @@ def _text(name: str, value: Any) -> str:
 
 def _html_id(value: Any) -> str:
     text = _text("id", value)
-    if not HTML_ID.match(text):
+    if not _compiled(HTML_ID).match(text):
         raise ComponentOptionError(
             "id must be an HTML id: a letter or '_' then letters, digits, '_', '-', ':' or '.' "
             "(at most 128 characters, no spaces)"
@@ -142,7 +149,7 @@ def _classes(value: Any) -> str:
     if len(tokens) > MAX_CLASS_TOKENS:
         raise ComponentOptionError(f"class takes at most {MAX_CLASS_TOKENS} class names")
     for token in tokens:
-        if len(token) > MAX_CLASS_TOKEN_LENGTH or not CLASS_TOKEN.match(token):
+        if len(token) > MAX_CLASS_TOKEN_LENGTH or not _compiled(CLASS_NAME).match(token):
             raise ComponentOptionError(
                 "class takes class names only (letters, digits, '_' and '-', "
                 "not starting with a digit), separated by spaces"
@@ -355,7 +362,7 @@ def _token_or_reason(current: page.Page, tag: str, kind: str) -> tuple[page.Slot
 
 def loggable_code(code: Any) -> str:
     """Toucan's error ``code`` if it looks like one, else ``?`` (no log injection, no free text)."""
-    return code if isinstance(code, str) and _LOGGABLE_CODE.match(code) else "?"
+    return code if isinstance(code, str) and _compiled(_LOGGABLE_CODE).match(code) else "?"
 
 
 #: Kept for callers of the former private names (the benchmarks build the hand page with them).

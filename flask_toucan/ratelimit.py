@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PERIODS = {
     "second": 1,
@@ -38,22 +38,21 @@ PERIODS = {
     "month": 86_400 * 30,
     "year": 86_400 * 30 * 12,
 }
-_SEPARATORS = re.compile(r"[,;|]")
-_ITEM = re.compile(r"^\s*([0-9]+)\s*(?:/|\s*per\s*)\s*([0-9]+)?\s*([a-z]+)\s*$", re.IGNORECASE)
+#: Patterns as strings: ``re`` compiles them on first use and caches them (nothing at import).
+_SEPARATORS = r"[,;|]"
+_ITEM = r"(?i)^\s*([0-9]+)\s*(?:/|\s*per\s*)\s*([0-9]+)?\s*([a-z]+)\s*$"
 #: Counters kept per process for stores that cannot hold them (memory, file, a custom cache).
 LOCAL_COUNTERS = 100_000
 
 
-@dataclass(frozen=True)
-class Limit:
-    """``amount`` requests per ``period`` seconds."""
+class Limit(NamedTuple):
+    """``amount`` requests per ``period`` seconds (a NamedTuple: cheaper to define than a dataclass)."""
 
     amount: int
     period: int
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(NamedTuple):
     """One limit's counter for one session in the current window: store key, lifetime, end."""
 
     key: str
@@ -66,8 +65,8 @@ def parse(text: str) -> tuple[Limit, ...]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("empty rate limit")
     limits = []
-    for item in _SEPARATORS.split(text):
-        match = _ITEM.match(item)
+    for item in re.split(_SEPARATORS, text):
+        match = re.match(_ITEM, item)
         if match is None:
             raise ValueError(f"not a rate limit: {item!r}")
         amount, multiples, unit = match.groups()

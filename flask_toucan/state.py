@@ -43,7 +43,12 @@ NonceLoader = Callable[[], str | None]
 def default_nonce_loader() -> str | None:
     """Find a CSP nonce where common CSP helpers put it (Flask-Talisman, ``g.csp_nonce``)."""
     # The request object itself: a missing attribute looked up through the proxy costs a few µs.
-    nonce = getattr(request._get_current_object(), "csp_nonce", None) or g.get("csp_nonce")  # type: ignore[attr-defined]
+    return nonce_in(request._get_current_object(), g)  # type: ignore[attr-defined]
+
+
+def nonce_in(req: Any, memo: Any) -> str | None:
+    """:func:`default_nonce_loader` given the request and ``g`` objects (the kit has them at hand)."""
+    nonce = getattr(req, "csp_nonce", None) or memo.get("csp_nonce")
     return nonce if isinstance(nonce, str) and nonce else None
 
 

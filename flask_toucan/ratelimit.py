@@ -23,8 +23,8 @@ a limit that stops a runaway script or a scraper, that is the accepted
 trade (it is what Redis's own INCR rate-limiter pattern does).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: NamedTuple would compile each string
+# annotation at import (bench row 7b); these are plain runtime types.
 import math
 import re
 import threading

@@ -172,7 +172,7 @@ print("ok")
 
 
 def test_the_facade_makes_no_dataclass_of_the_kit_or_the_rate_limit() -> None:
-    """``page``'s records, ``ToucanState`` and the rate-limit windows are plain classes / NamedTuples."""
+    """``page``'s records, ``ToucanState`` and the rate limit's ``Limit`` / ``Window`` are plain classes."""
     code = """
 import dataclasses
 from flask_toucan import Toucan

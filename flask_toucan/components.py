@@ -161,6 +161,29 @@ def _classes(value: Any) -> str:
     return " ".join(tokens)
 
 
+#: The attributes :func:`_looks` validates, in its order.
+_LOOK_NAMES = ("id", "class", "data-theme", "style", "aria-label")
+
+
+def _looks(options: Mapping[str, Any]) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    """The validated ``id``, ``class``, ``data-theme``, ``style`` and ``aria-label`` (``None``: not given).
+
+    Plain text each (its validator applies ``str()``), to be escaped where emitted.
+    """
+    cls = options.get("class", options.get("class_"))
+    height = options.get("height")
+    theme = options.get("theme")
+    ident = options.get("id")
+    label = options.get("aria_label")
+    return (
+        None if ident is None else _html_id(ident),
+        None if cls is None else _classes(cls),
+        None if theme is None else _text("theme", theme),
+        None if height is None else f"height: {_height(height)}",
+        None if label is None else _text("aria_label", label),
+    )
+
+
 def render_attributes(attrs: Mapping[str, Any]) -> Markup:
     """`` name="value"`` pairs, values escaped (quotes, ``<``, ``&``), ``None`` left out.
 
@@ -314,23 +337,12 @@ class ComponentKit:
     @staticmethod
     def _presentation(options: Mapping[str, Any]) -> dict[str, str | None]:
         """Validated host-side attributes: checked before any token is asked for."""
-        cls = options.get("class", options.get("class_"))
-        height = options.get("height")
-        theme = options.get("theme")
-        ident = options.get("id")
-        label = options.get("aria_label")
-        return {
-            "id": None if ident is None else _html_id(ident),
-            "class": None if cls is None else _classes(cls),
-            "data-theme": None if theme is None else _text("theme", theme),
-            "style": None if height is None else f"height: {_height(height)}",
-            "aria-label": None if label is None else _text("aria_label", label),
-        }
+        return dict(zip(_LOOK_NAMES, _looks(options), strict=True))
 
     @staticmethod
     def _component(tag: str, kind: str, options: Mapping[str, Any], ident: str) -> Markup:
         """One component: its own attributes (``ident``: escaped already), then what its kind shares."""
-        presentation = ComponentKit._presentation(options)
+        looks = _looks(options)
         server = options.get("server_url")
         server_url = _server_url(server) if server is not None else None
         current = page.current_page()
@@ -340,9 +352,9 @@ class ComponentKit:
         if found is None or found.token is None:  # not loaded yet, or withheld: the full path
             found, reason = _token_or_reason(current, tag, kind)
             if found is None or found.token is None:
-                return ComponentKit._placeholder(reason, kind, presentation)
+                return ComponentKit._placeholder(reason, kind, dict(zip(_LOOK_NAMES, looks, strict=True)))
         # Each value is a plain str made by its validator (str() applied there), escaped here.
-        pid, pcls, plabel = presentation["id"], presentation["class"], presentation["aria-label"]
+        pid, pcls, theme, style, plabel = looks
         own = (
             ("" if pid is None else f' id="{escape(pid)}"')
             + ("" if pcls is None else f' class="{escape(pcls)}"')
@@ -354,7 +366,6 @@ class ComponentKit:
             head = _attrs(("auth-token", found.token.value), ("server-url", server_url))
         else:
             head = found.head if found.head is not None else page.head(current, found)
-        theme, style = presentation["data-theme"], presentation["style"]
         look = ("" if theme is None else f' data-theme="{escape(theme)}"') + (
             "" if style is None else f' style="{escape(style)}"'
         )

@@ -26,7 +26,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from flask import Flask, current_app, g, has_request_context, session
 from werkzeug.local import LocalProxy
@@ -125,28 +125,37 @@ def current_user() -> ToucanUser | None:
     return user
 
 
-class Pending(NamedTuple):
+class Pending:
     """A user not yet confirmed: the store record to read, and what it must hold.
 
     Lets a caller fold the session lookup into the same store round trip as
     other reads (:mod:`flask_toucan.page`: session record + tokens in one
     ``get_many``). ``record_key is None``: nothing to read, ``user`` is final.
+    A plain slotted class: a NamedTuple compiles code at import (bench row 7b).
     """
 
-    user: ToucanUser | None
-    record_key: str | None = None
-    expected: str | None = None
+    __slots__ = ("expected", "record_key", "user")
+
+    def __init__(
+        self, user: ToucanUser | None, record_key: str | None = None, expected: str | None = None
+    ) -> None:
+        self.user = user
+        self.record_key = record_key
+        self.expected = expected
 
 
-class Here(NamedTuple):
+class Here:
     """This request's ``g`` and session objects, for a caller that reads them many times.
 
     Each access through the ``flask.g`` / ``flask.session`` proxies costs a
     context-variable lookup; the component kit makes a dozen per page.
     """
 
-    memo: Any
-    session: Any
+    __slots__ = ("memo", "session")
+
+    def __init__(self, memo: Any, session: Any) -> None:
+        self.memo = memo
+        self.session = session
 
 
 def here() -> Here:
@@ -162,7 +171,8 @@ def begin(state: ToucanState | None = None, at: Here | None = None) -> Pending:
     """
     if not has_request_context():
         return Pending(current_user())
-    memo, cookies = at if at is not None else here()
+    where = at if at is not None else here()
+    memo, cookies = where.memo, where.session
     if "_toucan_user" in memo or "_toucan_user_error" in memo:
         return Pending(current_user())
     cookie = cookies.get(SESSION_USER)

@@ -31,7 +31,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -64,46 +64,63 @@ _LEARNED_KEY = "toucan.page_kinds"
 _lock = threading.Lock()
 
 
-@dataclass(slots=True)
 class Slot:
-    """The outcome for one kind: a token and its scope, or the error that withholds it."""
+    """The outcome for one kind: a token and its scope, or the error that withholds it.
 
-    token: EmbedToken | None = None
-    permissions: Permissions | None = None
-    scope: str = ""
-    error: ToucanError | None = None
-    #: The escaped attribute tail every component of this kind shares (built on first use).
-    tail: str | None = None
-    #: The escaped ``auth-token`` and default ``server-url`` (built on first use).
-    head: str | None = None
-    #: A cache miss read with ``mint=False``: what to mint, its cache key, the flight count before the read.
-    request: MintRequest | None = None
-    key: str | None = None
-    missed: int | None = None
+    A plain class with ``__slots__`` (not a dataclass: the decorator's generated
+    methods cost about half a millisecond at import, for nothing used here).
+    """
+
+    __slots__ = ("error", "head", "key", "missed", "permissions", "request", "scope", "tail", "token")
+
+    def __init__(
+        self,
+        token: EmbedToken | None = None,
+        permissions: Permissions | None = None,
+        scope: str = "",
+        error: ToucanError | None = None,
+        *,
+        request: MintRequest | None = None,
+        key: str | None = None,
+        missed: int | None = None,
+    ) -> None:
+        self.token = token
+        self.permissions = permissions
+        self.scope = scope
+        self.error = error
+        #: The escaped attribute tail every component of this kind shares (built on first use).
+        self.tail: str | None = None
+        #: The escaped ``auth-token`` and default ``server-url`` (built on first use).
+        self.head: str | None = None
+        #: A miss read with ``mint=False``: what to mint, its cache key, the flight count before the read.
+        self.request = request
+        self.key = key
+        self.missed = missed
 
 
-@dataclass(frozen=True, slots=True)
 class Site:
     """What every page of an app at one mount point shares, escaped once.
 
     Only the app's config and its mount point (``SCRIPT_NAME``) go in: nothing
     about the user, the session, the CSRF token or the nonce, so it is safe
-    to keep across requests (:func:`site`).
+    to keep across requests (:func:`site`). Read-only by convention.
     """
 
-    #: The component script (if configured) and the refresh script: each tag up to its
-    #: ``src`` (escaped), ending ``"`` (the nonce and ``></script>`` follow per request);
-    #: the second and later ones start with the newline that separates them.
-    scripts: tuple[str, ...]
-    #: `` data-toucan-refresh-url="…"``
-    refresh: str
-    #: `` data-toucan-csrf-header="…"``
-    header: str
-    #: `` server-url="…"`` (empty without a configured server URL)
-    server: str
+    __slots__ = ("header", "refresh", "scripts", "server")
+
+    def __init__(self, scripts: tuple[str, ...], refresh: str, header: str, server: str) -> None:
+        #: The component script (if configured) and the refresh script: each tag up to its
+        #: ``src`` (escaped), ending ``"`` (the nonce and ``></script>`` follow per request);
+        #: the second and later ones start with the newline that separates them.
+        self.scripts = scripts
+        #: `` data-toucan-refresh-url="…"``
+        self.refresh = refresh
+        #: `` data-toucan-csrf-header="…"``
+        self.header = header
+        #: `` server-url="…"`` (empty without a configured server URL)
+        self.server = server
 
 
-@dataclass(slots=True)
 class Page:
     """What one request's components share (see the module docstring).
 
@@ -112,16 +129,19 @@ class Page:
     would otherwise make a dozen.
     """
 
-    state: ToucanState
-    app: Flask
-    #: This request's ``g`` and session objects (see :class:`~flask_toucan.identity.Here`).
-    at: identity.Here
-    #: This request (its endpoint and mount point).
-    request: Request
-    slots: dict[str, Slot] = field(default_factory=dict)
-    declared: set[str] = field(default_factory=set)
-    _site: Site | None = None
-    _strings: str | None = None
+    __slots__ = ("_site", "_strings", "app", "at", "declared", "request", "slots", "state")
+
+    def __init__(self, state: ToucanState, app: Flask, at: identity.Here, request: Request) -> None:
+        self.state = state
+        self.app = app
+        #: This request's ``g`` and session objects (see :class:`~flask_toucan.identity.Here`).
+        self.at = at
+        #: This request (its endpoint and mount point).
+        self.request = request
+        self.slots: dict[str, Slot] = {}
+        self.declared: set[str] = set()
+        self._site: Site | None = None
+        self._strings: str | None = None
 
     def site(self) -> Site:
         """This app's :class:`Site` at this request's mount point."""

@@ -147,3 +147,45 @@ Toucan(app)
 assert app.extensions["toucan"].limiter is not None
 """
     assert loaded(code, ("limits", "redis")) == []
+
+
+def test_the_facade_compiles_no_pattern_of_the_kit_or_the_rate_limit() -> None:
+    """Their patterns are compiled on first use (bench row 7b), and still match then."""
+    code = """
+import re
+compiled = []
+original = re.compile
+re.compile = lambda pattern, flags=0: compiled.append(pattern) or original(pattern, flags)
+from flask_toucan import Toucan
+from flask_toucan import components, ratelimit
+re.compile = original
+ours = {components.HEIGHT, components.CLASS_NAME, components.HTML_ID, components._LOGGABLE_CODE,
+        ratelimit._ITEM, ratelimit._SEPARATORS}
+assert not ours & set(compiled), ours & set(compiled)
+assert components._height("480px") == "480px" and ratelimit.parse("5 per minute")[0].amount == 5
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
+    )
+    assert out.stdout.strip() == "ok"
+
+
+def test_the_facade_makes_no_dataclass_of_the_kit_or_the_rate_limit() -> None:
+    """``page``'s records, ``ToucanState``, ``Limit`` / ``Window``, ``Pending`` / ``Here``: plain classes.
+
+    Neither a dataclass nor a NamedTuple: both compile generated code at import (bench row 7b).
+    """
+    code = """
+import dataclasses
+from flask_toucan import Toucan
+from flask_toucan import identity, page, ratelimit, state
+kinds = (page.Slot, page.Site, page.Page, state.ToucanState, ratelimit.Limit, ratelimit.Window,
+         identity.Pending, identity.Here)
+assert not [k.__name__ for k in kinds if dataclasses.is_dataclass(k) or issubclass(k, tuple)]
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
+    )
+    assert out.stdout.strip() == "ok"

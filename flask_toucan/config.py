@@ -7,12 +7,10 @@ message that names the setting, not at the first request. Error messages never
 repeat a secret's value.
 """
 
-# No ``from __future__ import annotations`` here: NamedTuple compiles every string
-# annotation into a ForwardRef when the class is made (~12 µs a field, 0.6 ms for
-# ToucanConfig's fields, bench row 7b); real annotations cost a third of that.
-# A field whose type is imported only under TYPE_CHECKING is written in quotes.
+from __future__ import annotations
+
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from . import settings
 from .schema import NO_SCHEMA, AttributeSchema
@@ -24,15 +22,20 @@ if TYPE_CHECKING:  # keys load with signed mode (settings.py), not in api mode
 __all__ = ["DEFAULTS", "EXCHANGE_AUTH_METHODS", "MODES", "ToucanConfig"]
 
 
-class ToucanConfig(NamedTuple):
+class ToucanConfig:
     """The validated settings, read-only. Secrets are kept but never shown by ``repr``.
 
-    A :class:`~typing.NamedTuple` rather than a frozen dataclass: the same
-    read-only named fields, but the class costs a third of the import time
-    (a frozen dataclass compiles a 50-argument ``__init__`` and its guards
-    when the module loads: ~0.6 ms of every app's start-up, issue 11 item 8).
-    A new setting is a field with a default at the end, as before.
+    A plain class, not a dataclass or a tuple. A frozen dataclass compiles a
+    50-argument ``__init__`` and its guards when the module loads (~0.6 ms of
+    every app's start-up, issue 11 item 8); a ``NamedTuple`` is as cheap but
+    is a tuple: ``list(config)`` or ``json.dumps(config)`` would spill the API
+    key and the client secret. This one is not iterable, not serialisable and
+    refuses assignment. A new setting is an annotated field (with its default,
+    if it has one) and a row of :mod:`flask_toucan.settings`.
     """
+
+    #: The field names, in order (set below from the annotations).
+    _fields: ClassVar[tuple[str, ...]] = ()
 
     mode: str
     base_url: str | None
@@ -41,7 +44,7 @@ class ToucanConfig(NamedTuple):
     embed_script_url: str | None
     server_url: str | None
     user_role: str
-    keys: "KeySet | None"
+    keys: KeySet | None
     issuer: str | None
     audience: str | None
     workspace_id: str | None
@@ -90,11 +93,24 @@ class ToucanConfig(NamedTuple):
     store_lock_ttl: float | None = None
     store_ca_bundle: str | None = None
 
+    def __init__(self, **values: Any) -> None:
+        unknown = values.keys() - set(self._fields)
+        missing = [f for f in self._fields if f not in values and not hasattr(type(self), f)]
+        if unknown or missing:
+            raise TypeError(f"ToucanConfig: unknown fields {sorted(unknown)}, missing fields {missing}")
+        self.__dict__.update(values)
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError("ToucanConfig is read-only: change app.config and call init_app again")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError("ToucanConfig is read-only")
+
     def __repr__(self) -> str:
         return f"ToucanConfig(mode={self.mode!r}, base_url={self.base_url!r})"
 
     @classmethod
-    def from_mapping(cls, config: Mapping[str, Any]) -> "ToucanConfig":
+    def from_mapping(cls, config: Mapping[str, Any]) -> ToucanConfig:
         """Validate ``config`` through the settings table (:mod:`flask_toucan.settings`)."""
         return cls(**settings.parse(config))
 
@@ -105,3 +121,6 @@ class ToucanConfig(NamedTuple):
         aggressive deployments) still get served at all.
         """
         return min(self.refresh_margin, lifetime / 4)
+
+
+ToucanConfig._fields = tuple(name for name in ToucanConfig.__annotations__ if name != "_fields")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,23 @@ def test_every_key_is_documented_once_in_the_table():
 def test_every_config_field_comes_from_a_row():
     fields = set(ToucanConfig._fields)
     assert fields == {s.field for s in SETTINGS if s.field is not None}
+
+
+def test_the_config_is_read_only_and_spills_no_secret():
+    """Not a tuple: iterating, indexing or serialising it cannot expose the API key."""
+    app = api_app()
+    Toucan(app)
+    config = app.extensions["toucan"].config
+    assert config.api_key == API_KEY and API_KEY not in repr(config) and API_KEY not in str(config)
+    for spill in (list, tuple, dict, json.dumps, lambda c: c[2]):
+        with pytest.raises(TypeError):
+            spill(config)
+    with pytest.raises(AttributeError):
+        config.api_key = "changed"
+    with pytest.raises(AttributeError):
+        del config.mode
+    with pytest.raises(TypeError, match="unknown fields"):
+        ToucanConfig(mode="api", nonsense=1)
 
 
 def test_defaults_are_visible_in_app_config():

@@ -32,7 +32,7 @@ from .common import REPO_ROOT, Row, Settings, median, paired_ratio
 
 BASELINE = "import flask, authlib.integrations.flask_client, jwt"
 #: 7c: what a minimal app pays at start-up (api mode with every other default: memory
-#: store, rate limit on, so ``limits`` loads; no OAuth registry).
+#: store, so cachelib loads; rate limit on; no OAuth registry).
 INIT_APP = """from flask import Flask
 from flask_toucan import Toucan
 app = Flask("bench")
@@ -130,7 +130,7 @@ def run(settings: Settings) -> list[Row]:
             ratio_text=f"{init:.2f}x",
             target="— (no target)",
             passed=True,
-            notes=[method + "; includes Flask(...) and `limits` (TOUCAN_RATE_LIMIT on by default)"],
+            notes=[method + "; includes Flask(...), the memory store (cachelib) and the default rate limit"],
         )
     )
     return rows

@@ -9,7 +9,7 @@ on ``g`` carries over). Only the render is on the clock.
   Tokens are already in the token cache (minted before timing), so the kit
   pays what it pays on every page view: load the user, check permissions, look
   the token up (mappers, cache key, cache hit), CSRF token, scope, escaping.
-* ``hand_fetch`` (the row's baseline since the wave-3 rework): the same markup
+* ``hand_fetch`` (the row's baseline since issue 11's rework): the same markup
   written out in the template, whose view gets the same two tokens and the
   CSRF token through the public API per request (``issue_token(kind=...)`` x2
   + ``csrf_token()``, cache hits) and computes the per-session tag (a digest
@@ -212,7 +212,7 @@ def run(settings: Settings) -> list[Row]:
         notes=[
             f"vs the same hand-written page *given* the tokens and every other value (no user, "
             f"session or token lookup at all: a floor no kit that must find the user's tokens can "
-            f"reach; the row's baseline before wave 3): {fmt_time(median(t['hand']))}, kit "
+            f"reach; the row's baseline in earlier runs): {fmt_time(median(t['hand']))}, kit "
             f"{given_ratio:.2f}x of that",
             f"whole request through the WSGI app (routing, session cookie, render, response), kit page "
             f"vs the given hand page: {fmt_time(median(w['kit']))} vs {fmt_time(median(w['hand']))}, "

@@ -7,7 +7,7 @@ sides per N:
 * ``kit``: ``toucan_scripts()`` and N ``tc_dashboard(...)``; the page-level
   work (user, token, CSRF token, refresh URL, session tag) is done once per
   request (flask_toucan/page.py), then each component formats its tags.
-* ``fetch`` (the row's baseline since the wave-3 rework): the same hand-written
+* ``fetch`` (the row's baseline since issue 11's rework): the same hand-written
   grid whose view gets the same token and CSRF token through the public API per
   request (``issue_token(kind="dashboard")`` + ``csrf_token()``, cache hits)
   and computes the per-session tag (a digest of the session id, which no page
@@ -117,8 +117,8 @@ def _row(n: int, t: dict[str, list[float]], settings: Settings) -> Row:
     target = TARGETS[n]
     notes = [
         f"vs the same grid *given* every value, token included (no user, session or token lookup at "
-        f"all: a floor no kit that must find the user's token can reach; the row's baseline before "
-        f"wave 3): {fmt_time(median(t[f'hand{n}']))}, kit {given:.2f}x of that"
+        f"all: a floor no kit that must find the user's token can reach; the row's baseline in "
+        f"earlier runs): {fmt_time(median(t[f'hand{n}']))}, kit {given:.2f}x of that"
     ]
     if n == SIZES[-1]:
         first, last = SIZES[0], SIZES[-1]

@@ -66,17 +66,29 @@ def test_a_cached_page_with_two_scopes_is_one_redis_round_trip(redis_server):
     assert page.count("<tc-dashboard") == 3 and "<tc-ai-assistant" in page
 
 
-def test_a_cached_refresh_is_one_redis_round_trip(redis_server):
-    app = app_on(redis_server.url)
+def refresh_cached_twice(url: str, monkeypatch: Any = None, **config: Any) -> tuple[Any, list[Any]]:
+    """Log in, refresh once (mints and caches), reset Redis's counters, refresh again (cached).
+
+    Returns the Redis client (its command counts cover the second refresh only)
+    and, with ``monkeypatch``, the socket writes that second refresh made.
+    """
+    from .test_redis_store import count_sends
+
+    app = app_on(url, **config)
     client = app.test_client()
-    csrf = login(client)
-    headers = {"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "same-origin"}
+    headers = {"X-Toucan-CSRF": login(client), "Sec-Fetch-Site": "same-origin"}
     first = client.post("/toucan/token", json={"kind": "assistant"}, headers=headers)
     assert first.status_code == 200
-    r = redis.Redis.from_url(redis_server.url)
+    r = redis.Redis.from_url(url)
     r.config_resetstat()
+    sends = count_sends(monkeypatch) if monkeypatch is not None else []
     again = client.post("/toucan/token", json={"kind": "assistant"}, headers=headers)
     assert again.status_code == 200 and again.get_json()["token"] == first.get_json()["token"]
+    return r, sends
+
+
+def test_a_cached_refresh_is_one_redis_round_trip(redis_server):
+    r, _ = refresh_cached_twice(redis_server.url)
     assert commands(r) == {"mget": 1}, commands(r)
 
 
@@ -157,19 +169,7 @@ def test_tokens_that_are_never_cached_take_no_cross_worker_lock(redis_server):
 
 def test_a_rate_limited_cached_refresh_is_still_one_round_trip(redis_server, monkeypatch):
     """With TOUCAN_RATE_LIMIT on, the counter's INCR + EXPIRE ride in the MGET's pipeline."""
-    from .test_redis_store import count_sends
-
-    app = app_on(redis_server.url, TOUCAN_RATE_LIMIT="100/minute")
-    client = app.test_client()
-    csrf = login(client)
-    headers = {"X-Toucan-CSRF": csrf, "Sec-Fetch-Site": "same-origin"}
-    first = client.post("/toucan/token", json={"kind": "assistant"}, headers=headers)
-    assert first.status_code == 200
-    r = redis.Redis.from_url(redis_server.url)
-    r.config_resetstat()
-    sends = count_sends(monkeypatch)
-    again = client.post("/toucan/token", json={"kind": "assistant"}, headers=headers)
-    assert again.status_code == 200 and again.get_json()["token"] == first.get_json()["token"]
+    r, sends = refresh_cached_twice(redis_server.url, monkeypatch, TOUCAN_RATE_LIMIT="100/minute")
     assert len(sends) == 1, sends  # one write to the socket: one round trip
     assert commands(r) == {"mget": 1, "incr": 1, "expire": 1}, commands(r)
 

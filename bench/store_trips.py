@@ -261,18 +261,13 @@ def run(settings: Settings) -> list[Row]:
 def _render_row(
     settings: Settings, t: dict[str, list[float]], trip_times: list[float], probes: dict[str, float]
 ) -> Row:
-    ratio = paired_ratio(t["redis"], t["memory"])
-    return Row(
-        key="11a",
-        title="cached page render (dashboard + assistant: session record + 2 tokens) with the Redis "
+    return _redis_vs_memory(
+        "11a",
+        "cached page render (dashboard + assistant: session record + 2 tokens) with the Redis "
         "store vs the memory store",
-        toucan=fmt_time(median(t["redis"])) + " / render (Redis)",
-        baseline=fmt_time(median(t["memory"])) + " / render (memory)",
-        ratio=ratio,
-        ratio_text=f"{ratio:.2f}x",
-        target=f"≤ {TARGET:.2f}x",
-        passed=ratio <= TARGET,
-        notes=[
+        t,
+        "render",
+        [
             f"real redis-server on a unix socket; {settings.render_rounds} rounds x "
             f"{settings.render_ops} renders per side, interleaved; render only (no WSGI request)",
             f"the page's one round trip measured inside renders: median {fmt_time(median(trip_times))}, "
@@ -313,19 +308,30 @@ def _trips_row(trips: dict[str, tuple[float, float]]) -> Row:
 
 
 def _request_row(settings: Settings, t: dict[str, list[float]]) -> Row:
+    return _redis_vs_memory(
+        "11c",
+        "cached page as a whole request through the WSGI app (cookie in, response out), Redis store "
+        "vs memory store",
+        t,
+        "request",
+        [
+            f"{settings.render_rounds} rounds x {settings.render_ops} requests per side, interleaved "
+            "with 11a's renders (the same rounds); the same apps and page as 11a"
+        ],
+    )
+
+
+def _redis_vs_memory(key: str, title: str, t: dict[str, list[float]], unit: str, notes: list[str]) -> Row:
+    """A row of the Redis side's time against the memory side's, target :data:`TARGET`."""
     ratio = paired_ratio(t["redis"], t["memory"])
     return Row(
-        key="11c",
-        title="cached page as a whole request through the WSGI app (cookie in, response out), Redis store "
-        "vs memory store",
-        toucan=fmt_time(median(t["redis"])) + " / request (Redis)",
-        baseline=fmt_time(median(t["memory"])) + " / request (memory)",
+        key=key,
+        title=title,
+        toucan=f"{fmt_time(median(t['redis']))} / {unit} (Redis)",
+        baseline=f"{fmt_time(median(t['memory']))} / {unit} (memory)",
         ratio=ratio,
         ratio_text=f"{ratio:.2f}x",
         target=f"≤ {TARGET:.2f}x",
         passed=ratio <= TARGET,
-        notes=[
-            f"{settings.render_rounds} rounds x {settings.render_ops} requests per side, interleaved "
-            "with 11a's renders (the same rounds); the same apps and page as 11a"
-        ],
+        notes=notes,
     )

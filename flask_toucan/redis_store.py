@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -192,6 +193,16 @@ def decode(raw: bytes | None) -> Any:
         return None
 
 
+class _Held:
+    """One thread's connection; collected with the thread's locals, which releases it (a finalizer)."""
+
+    __slots__ = ("__weakref__", "conn", "pid")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.pid = os.getpid()
+
+
 class RedisStore:
     """The Redis store: cachelib's cache interface over redis-py, values as JSON, one trip per call.
 
@@ -251,14 +262,18 @@ class RedisStore:
             raise
 
     def _connection(self) -> Any:
-        """This thread's connection (taken from the pool once; a forked child takes its own)."""
-        local = self._local
-        conn = getattr(local, "conn", None)
-        if conn is None or local.pid != os.getpid():
+        """This thread's connection (taken from the pool once; a forked child takes its own).
+
+        It goes back to the pool when the thread ends: a server that starts a
+        thread per request (Werkzeug's development server) would otherwise
+        leave one open connection behind per request.
+        """
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None or held.pid != os.getpid():
             assert self._pool is not None
-            conn = local.conn = self._pool.get_connection()
-            local.pid = os.getpid()
-        return conn
+            held = self._local.held = _Held(self._pool.get_connection())
+            weakref.finalize(held, self._pool.release, held.conn)
+        return held.conn
 
     def read(self, keys: list[str], counters: list[tuple[str, int]]) -> tuple[list[Any], list[int]]:
         """``MGET`` of ``keys`` and, in the same round trip, ``INCR`` + ``EXPIRE`` of each counter."""

@@ -133,6 +133,23 @@ def test_threads_each_use_their_own_connection_and_get_their_own_answers(redis_s
     assert errors == []
 
 
+def test_a_thread_per_request_server_leaves_no_connection_behind(redis_server: Any) -> None:
+    """Werkzeug's development server starts a thread per request: each thread's connection
+    goes back to the pool when the thread ends, so Redis does not see one more client per request."""
+    import gc
+    import threading
+
+    store = make_store(redis_server.url)
+    store.set("k", {"n": 1})
+    before = len(raw(redis_server).client_list())
+    for _ in range(40):
+        t = threading.Thread(target=lambda: store.get_many("k"))
+        t.start()
+        t.join()
+    gc.collect()
+    assert len(raw(redis_server).client_list()) <= before + 2
+
+
 def test_an_error_reply_mid_exchange_leaves_no_reply_unread(redis_server: Any) -> None:
     """INCR of a non-number fails after the MGET's reply: the next call must not read stale replies."""
     store = make_store(redis_server.url)

@@ -9,6 +9,8 @@ in its introspection.
 
 ``POST /login`` (JSON claims) is a test-only login through
 ``toucan.login_user``; it answers the CSRF token for the refresh endpoint.
+``GET /whoami`` answers the logged-in subject (or ``anonymous``) and the
+worker's pid, for the near-cache test across gunicorn workers.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ def make_app(environ: Any = None) -> Flask:
     @app.get("/ping")
     def ping() -> str:
         return "ok"
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        user = toucan.current_user
+        return f"{user.subject if user is not None else 'anonymous'} {os.getpid()}"
 
     return app
 

@@ -90,6 +90,7 @@ class ToucanConfig:
     # scale: in-process store capacities, cross-worker lock, Redis TLS CA (settings.py rows)
     store_max_tokens: int = 100_000
     store_max_sessions: int = 100_000
+    store_near_cache: int = 10_000
     store_lock_ttl: float | None = None
     store_ca_bundle: str | None = None
 

@@ -308,6 +308,7 @@ def _build_store(config: ToucanConfig) -> tuple[Any, RateLimit | None]:
         ca_bundle=config.store_ca_bundle,
         max_tokens=config.store_max_tokens,
         max_sessions=config.store_max_sessions,
+        near_cache=config.store_near_cache,
     )
     if not config.rate_limit:
         return store, None

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .exceptions import ConfigurationError
+from .nearcache import NearCache
 
 SENTINEL = "redis+sentinel://"
 CLUSTER = "redis+cluster://"
@@ -220,16 +221,32 @@ class RedisStore:
     is tried once more on a fresh connection (a Redis restart closed the old
     one). With a Cluster the commands go through redis-py's non-transactional
     pipeline, which routes a slot's keys to its node.
+
+    ``near_cache`` > 0 (one server only): a copy of up to that many login
+    records and tokens in this process, kept true by Redis's invalidation
+    messages (:mod:`flask_toucan.nearcache`); ``near_prefixes`` name the keys
+    it may keep (under ``key_prefix``). A cached page is then no round trip.
     """
 
     #: The store counts rate-limit windows in its own read (GuardedStore.read checks this).
     counts_in_read = True
 
-    def __init__(self, client: Any, key_prefix: str = "toucan:") -> None:
+    def __init__(
+        self,
+        client: Any,
+        key_prefix: str = "toucan:",
+        near_cache: int = 0,
+        near_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.client = client
         self.key_prefix = key_prefix
         self._pool = getattr(client, "connection_pool", None) if _single_node(client) else None
         self._local = threading.local()
+        #: The near cache, or ``None`` (off, or a Sentinel / Cluster store: see nearcache.py).
+        self.near: NearCache | None = None
+        if near_cache > 0 and near_prefixes and self._pool is not None and not _sentinel_pool(self._pool):
+            prefixes = [key_prefix + p for p in near_prefixes]
+            self.near = NearCache(self._listener_connection, prefixes, near_cache)
         from redis.exceptions import ConnectionError as Disconnected
         from redis.exceptions import TimeoutError as TimedOut
 
@@ -275,9 +292,28 @@ class RedisStore:
             weakref.finalize(held, self._pool.release, held.conn)
         return held.conn
 
+    def _listener_connection(self) -> Any:
+        """A new connection with the pool's settings, outside the pool, speaking RESP2.
+
+        RESP2 because the near cache reads its invalidations as plain pub/sub
+        messages (redirect mode); RESP3 would deliver them as push frames
+        that redis-py hands to private parser hooks.
+        """
+        assert self._pool is not None
+        return self._pool.connection_class(**{**self._pool.connection_kwargs, "protocol": 2})
+
     def read(self, keys: list[str], counters: list[tuple[str, int]]) -> tuple[list[Any], list[int]]:
-        """``MGET`` of ``keys`` and, in the same round trip, ``INCR`` + ``EXPIRE`` of each counter."""
+        """``MGET`` of ``keys`` and, in the same round trip, ``INCR`` + ``EXPIRE`` of each counter.
+
+        Without counters, keys the near cache keeps are answered from it when
+        it holds them all (no round trip).
+        """
         p = self.key_prefix
+        near = self.near
+        if near is not None and not counters:
+            names = [p + k for k in keys]
+            if near.covers(names):
+                return [decode(v) for v in self._near_read(near, names)], []
         commands: list[tuple[Any, ...]] = [("MGET", *[p + k for k in keys])] if keys else []
         for key, ttl in counters:
             commands += [("INCR", p + key), ("EXPIRE", p + key, ttl)]
@@ -286,8 +322,30 @@ class RedisStore:
         counts = [int(n) for n in replies[1 if keys else 0 :: 2]]
         return values, counts
 
+    def _near_read(self, near: NearCache, names: list[str]) -> list[Any]:
+        """Raw values of ``names`` from the near cache, or from Redis (with their TTLs, to keep them)."""
+        raw = near.lookup(names)
+        if raw is not None:
+            return raw
+        ticket = near.begin(names)
+        started = near.clock()
+        try:
+            replies = self.execute([("MGET", *names), *[("PTTL", n) for n in names]])
+        except BaseException:
+            near.abandon(ticket, names)
+            raise
+        near.fill(ticket, names, replies[0], replies[1:], started)
+        return list(replies[0])
+
+    def _writing(self, *names: str) -> None:
+        """Before a write: this process's copies of ``names`` are void at once (Redis tells the others)."""
+        if self.near is not None:
+            self.near.forget(names)
+
     # ------------------------------------------------------------ cachelib's interface
     def get(self, key: str) -> Any:
+        if self.near is not None:
+            return self.read([key], [])[0][0]
         return decode(self.execute([("GET", self.key_prefix + key)])[0])
 
     def get_many(self, *keys: str) -> list[Any]:
@@ -303,6 +361,7 @@ class RedisStore:
         return self._set(key, value, timeout, nx=True)
 
     def _set(self, key: str, value: Any, timeout: int | None, *, nx: bool) -> bool:
+        self._writing(self.key_prefix + key)
         command: tuple[Any, ...] = ("SET", self.key_prefix + key, encode(value))
         if timeout:  # 0 / None: no expiry (cachelib's meaning)
             command += ("EX", int(timeout))
@@ -316,25 +375,36 @@ class RedisStore:
         return list(mapping)
 
     def delete(self, key: str) -> bool:
+        self._writing(self.key_prefix + key)
         return bool(self.execute([("DEL", self.key_prefix + key)])[0])
 
     def delete_many(self, *keys: str) -> list[Any]:
         if keys:
+            self._writing(*[self.key_prefix + k for k in keys])
             self.execute([("DEL", *[self.key_prefix + k for k in keys])])
         return list(keys)
 
     def clear(self) -> bool:
         """Delete every key under the prefix (``SCAN``, never ``KEYS`` or ``FLUSHDB``)."""
         names = list(self.client.scan_iter(match=self.key_prefix + "*"))
+        self._writing(*[n.decode() if isinstance(n, bytes) else n for n in names])
         for start in range(0, len(names), 500):
             self.client.delete(*names[start : start + 500])
         return True
 
     def inc(self, key: str, delta: int = 1) -> int:
+        self._writing(self.key_prefix + key)
         return int(self.execute([("INCRBY", self.key_prefix + key, delta)])[0])
 
     def dec(self, key: str, delta: int = 1) -> int:
         return self.inc(key, -delta)
+
+
+def _sentinel_pool(pool: Any) -> bool:
+    """Sentinel's master pool: a failover may move writes to a server our invalidations do not come from."""
+    from redis.sentinel import SentinelConnectionPool
+
+    return isinstance(pool, SentinelConnectionPool)
 
 
 def _single_node(client: Any) -> bool:

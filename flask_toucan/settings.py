@@ -648,6 +648,13 @@ SETTINGS: tuple[Setting, ...] = (
         "store_max_sessions",
     ),
     S(
+        "TOUCAN_STORE_NEAR_CACHE",
+        10_000,
+        "single-server Redis store: login records and tokens each worker keeps a copy of, kept true by Redis's invalidation messages (client tracking, Redis 6+); `0` reads Redis on every request",
+        _int_range("TOUCAN_STORE_NEAR_CACHE", 0, 10_000_000),
+        "store_near_cache",
+    ),
+    S(
         "TOUCAN_STORE_LOCK_TTL",
         None,
         "seconds: the Redis lock of the cross-worker single-flight (a dead holder's lock expires after it)",

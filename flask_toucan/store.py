@@ -308,11 +308,12 @@ def make_store(
     ca_bundle: str | None = None,
     max_tokens: int | None = None,
     max_sessions: int | None = None,
+    near_cache: int = 0,
 ) -> GuardedStore:
     """The store ``TOUCAN_STORE`` names, guarded (see :class:`GuardedStore`)."""
     from cachelib import BaseCache, FileSystemCache
 
-    from .memstore import MemoryStore  # a cachelib cache: loads with cachelib, at init_app
+    from .memstore import TOKEN_PREFIX, MemoryStore  # a cachelib cache: loads with cachelib, at init_app
 
     kind = store_kind(spec)
     breaker = breaker if breaker is not None else CircuitBreaker(kind)
@@ -327,7 +328,11 @@ def make_store(
         from .redis_store import RedisLocks, RedisStore
 
         client = redis_client(spec, connect_timeout=connect_timeout, timeout=timeout, ca_bundle=ca_bundle)
-        return GuardedStore(RedisStore(client), kind, breaker, locks=RedisLocks(client, "toucan:lock:"))
+        # The near cache keeps what a cached page reads: login records and tokens.
+        inner = RedisStore(
+            client, near_cache=near_cache, near_prefixes=(SessionRegistry.prefix, TOKEN_PREFIX)
+        )
+        return GuardedStore(inner, kind, breaker, locks=RedisLocks(client, "toucan:lock:"))
     if isinstance(spec, str) and spec.startswith("file://"):
         cache = FileSystemCache(urlsplit(spec).path, threshold=10_000, default_timeout=0, mode=0o600)
         return GuardedStore(cache, kind, breaker)

@@ -36,6 +36,7 @@ DEFERRED = (
     "flask_toucan.keys",
     "flask_toucan.live_check",
     "flask_toucan.memstore",
+    "flask_toucan.nearcache",
     "flask_toucan.redis_store",
     "flask_toucan.sandbox",
     "flask_toucan.settings_docs",

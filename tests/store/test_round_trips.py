@@ -5,6 +5,11 @@ Counted by the real ``redis-server`` itself (``INFO commandstats`` after a
 session record plus one per token would show up as several calls. With the
 rate limit on, its counter's commands join the same pipeline: round trips are
 then counted at the socket (writes of a request to redis-py's connection).
+
+These tests turn the near cache off (``TOUCAN_STORE_NEAR_CACHE=0``): they
+check the path every request takes without it, and every near-cache miss
+takes with it. With it on, a page it holds does no round trip at all
+(tests/store/test_near_cache.py).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ pytestmark = pytest.mark.integration
 
 
 def app_on(redis_url: str, **config: Any) -> Any:
-    app, toucan = make_store_app(redis_url, **{"TOUCAN_RATE_LIMIT": None, **config})
+    config = {"TOUCAN_RATE_LIMIT": None, "TOUCAN_STORE_NEAR_CACHE": 0, **config}
+    app, toucan = make_store_app(redis_url, **config)
 
     @toucan.permissions
     def permissions(user: Any) -> dict[str, dict[str, bool]]:

@@ -29,7 +29,7 @@ from .http import redact_url
 from .keys import generate_private_key_pem, load_signing_key
 from .schema import describe as describe_schema
 from .state import get_state
-from .store import describe_store
+from .store import describe_near_cache, describe_store
 from .user import ToucanUser
 from .views import public_jwks
 
@@ -147,6 +147,9 @@ def _summary(c: ToucanConfig) -> None:
         click.echo(line)
     store = describe_store(c.store)  # never the URL: it may carry the Redis password
     click.echo(f"url prefix: {c.url_prefix}  store: {store}")
+    near = describe_near_cache(c.store, c.store_near_cache)
+    if near is not None:
+        click.echo(f"store near cache: {near}")
     proxy = redact_url(c.http_proxy) if c.http_proxy else "none"
     env = " (environment proxies trusted)" if c.trust_env else ""
     click.echo(f"http: proxy {proxy}{env}; CA bundle {c.ca_bundle or 'default'}")

@@ -299,6 +299,17 @@ def describe_store(spec: Any) -> str:
     return kind
 
 
+def describe_near_cache(spec: Any, entries: int) -> str | None:
+    """For ``flask toucan check``: the Redis store's near cache, or ``None`` for other stores."""
+    if store_kind(spec) != "Redis":
+        return None
+    if not entries:
+        return "off (TOUCAN_STORE_NEAR_CACHE = 0)"
+    if spec.startswith(("redis+sentinel://", "redis+cluster://")):
+        return "off (Sentinel and Cluster read Redis on every request)"
+    return f"up to {entries} entries per worker, kept true by Redis's invalidations"
+
+
 def make_store(
     spec: Any,
     *,

@@ -14,7 +14,7 @@ from cachelib import FileSystemCache, RedisCache, SimpleCache
 from flask_toucan.exceptions import StoreUnavailable
 from flask_toucan.ratelimit import Limit, RateLimit
 from flask_toucan.redis_store import RedisStore
-from flask_toucan.store import CircuitBreaker, GuardedStore, describe_store, make_store
+from flask_toucan.store import CircuitBreaker, GuardedStore, describe_near_cache, describe_store, make_store
 
 from .apps import login, make_store_app
 
@@ -215,6 +215,21 @@ def test_cli_check_does_not_print_the_redis_password() -> None:
         result = app.test_cli_runner().invoke(args=["toucan", "check"])
     assert PASSWORD not in result.output
     assert "Redis" in result.output
+    assert "store near cache: up to 10000 entries per worker" in result.output
+
+
+@pytest.mark.parametrize(
+    ("spec", "entries", "says"),
+    [
+        ("memory", 10, None),
+        (DEAD_REDIS, 0, "off (TOUCAN_STORE_NEAR_CACHE = 0)"),
+        ("redis+sentinel://s:26379/m", 10, "off (Sentinel and Cluster read Redis on every request)"),
+        ("redis+cluster://n:7000", 10, "off (Sentinel and Cluster read Redis on every request)"),
+        ("rediss://h:6380/0", 5, "up to 5 entries per worker, kept true by Redis's invalidations"),
+    ],
+)
+def test_check_says_whether_the_near_cache_is_on(spec: str, entries: int, says: str | None) -> None:
+    assert describe_near_cache(spec, entries) == says
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,6 @@ from .apps import login, make_store_app
 
 pytestmark = pytest.mark.integration
 
-SID = "toucan:sid:{tag}near"
 LONG = 60_000  # ms
 
 

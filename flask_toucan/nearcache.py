@@ -22,9 +22,12 @@ Fails closed, always towards "ask Redis":
 
 * no live invalidation connection (not yet made, dropped, refused): no copy
   is used and the copy is emptied;
-* nothing heard on it for :data:`HEARTBEAT` seconds: a ``PING`` is sent and
-  Redis is asked until the ``PONG`` comes back (a connection cut silently by
-  a firewall or a NAT is found within that time);
+* no proof that it was alive in the last :data:`HEARTBEAT` seconds: the
+  proof is a ``PONG`` to a ``PING`` sent within that time (a ``PONG`` read
+  late vouches only for the moment its ``PING`` left; pings go out from half
+  that age, so a busy worker never waits for one). A connection cut silently
+  by a firewall or a NAT is so distrusted within a second, and dropped when a
+  ``PONG`` is :data:`PONG_TIMEOUT` late;
 * a value read while an invalidation of its key was in flight is not kept
   (each fetch registers a ticket per key; an invalidation removes it);
 * each copy expires when the key does in Redis (its ``PTTL``, read in the
@@ -54,6 +57,8 @@ log = logging.getLogger("flask_toucan")
 #: Seconds without a word on the invalidation connection before it is pinged
 #: (and the copy is not trusted until it answers).
 HEARTBEAT = 1.0
+#: Seconds a PING may wait for its PONG before the connection is taken for dead and dropped.
+PONG_TIMEOUT = 3.0
 #: The channel Redis sends invalidations to (RESP2 clients, redirect mode).
 CHANNEL = "__redis__:invalidate"
 #: Keys without an expiry are kept this long at most (Redis would tell of any change anyway).
@@ -100,8 +105,8 @@ class NearCache:
         self._entries: dict[str, tuple[bytes, float]] = {}
         self._tickets: dict[str, _Ticket] = {}
         self._generation = 0
-        self._heard = 0.0
-        self._pinged = False
+        self._heard = 0.0  # when the connection was last proven alive (a PING's send time)
+        self._ping_sent: float | None = None
         self._retry_at = 0.0
 
     def __repr__(self) -> str:
@@ -196,21 +201,29 @@ class NearCache:
         try:
             while conn.can_read(timeout=0):
                 self._on_message(conn.read_response())
-            if self.clock() - self._heard <= HEARTBEAT:
-                return True
-            if not self._pinged:
-                conn.send_command("PING")
-                self._pinged = True
+            now = self.clock()
+            if self._ping_sent is None:
+                if now - self._heard > HEARTBEAT / 2:
+                    conn.send_command("PING")
+                    self._ping_sent = now
+            elif now - self._ping_sent > PONG_TIMEOUT:
+                self._drop("no answer to PING")
+                return False
+            return now - self._heard <= HEARTBEAT
         except Exception as exc:
             self._drop(f"{type(exc).__name__} on the invalidation connection")
         return False
 
     def _on_message(self, message: Any) -> None:
-        self._heard = self.clock()
-        self._pinged = False
         # bytes, or str when the URL asks for decode_responses
-        if not isinstance(message, list) or len(message) != 3 or message[0] not in (b"message", "message"):
-            return  # PONG, subscribe confirmation
+        kind = message[0] if isinstance(message, list) and message else None
+        if kind in (b"pong", "pong"):
+            if self._ping_sent is not None:
+                self._heard = self._ping_sent  # alive when the PING left, no later
+                self._ping_sent = None
+            return
+        if kind not in (b"message", "message") or len(message) != 3:
+            return  # the subscribe confirmation
         names = message[2]
         if names is None:  # FLUSHDB / FLUSHALL
             self._entries.clear()
@@ -246,15 +259,16 @@ class NearCache:
         if not self._connecting.acquire(blocking=False):
             return
         try:
-            self._retry_at = self.clock() + HEARTBEAT
+            started = self.clock()
+            self._retry_at = started + HEARTBEAT
             conn = self._open()
             if conn is None:
                 return
             with self._lock:
                 self._conn = conn
                 self._generation += 1
-                self._heard = self.clock()
-                self._pinged = False
+                self._heard = started  # it answered the set-up sent after this
+                self._ping_sent = None
         finally:
             self._connecting.release()
 

@@ -160,18 +160,56 @@ def test_nothing_from_before_a_lost_connection_is_trusted_after_the_next(redis_s
     assert store.get("sid:{t}gone") is None
 
 
-def test_silence_is_not_trusted_until_a_ping_is_answered(redis_server: Any) -> None:
-    store, near, clock = near_store(redis_server.url)
+def warm_key(store: RedisStore, near: nearcache.NearCache) -> str:
+    """A login record the copy holds (its full Redis key)."""
     store.set("sid:{t}x", "alice", timeout=60)
     for _ in range(3):
         assert store.get("sid:{t}x") == "alice"
     assert near.lookup(["toucan:sid:{t}x"]) == [b'"alice"']
+    return "toucan:sid:{t}x"
+
+
+def test_silence_is_not_trusted_until_a_ping_is_answered(redis_server: Any) -> None:
+    store, near, clock = near_store(redis_server.url)
+    key = warm_key(store, near)
     r = redis.Redis.from_url(redis_server.url)
     r.client_pause(2000, all=True)  # the PING waits unanswered (a paused server cannot be unpaused)
     clock.now += nearcache.HEARTBEAT + 0.1
-    assert near.lookup(["toucan:sid:{t}x"]) is None
-    assert near.lookup(["toucan:sid:{t}x"]) is None  # still no PONG
-    wait_until(lambda: near.lookup(["toucan:sid:{t}x"]) == [b'"alice"'], timeout=10, what="the PONG")
+    assert near.lookup([key]) is None  # sends the PING
+    assert near.lookup([key]) is None  # still no PONG
+    wait_until(lambda: near.lookup([key]) == [b'"alice"'], timeout=10, what="the PONG")
+
+
+def test_a_pong_read_late_vouches_only_for_when_its_ping_left(redis_server: Any) -> None:
+    store, near, clock = near_store(redis_server.url)
+    key = warm_key(store, near)
+    clock.now += nearcache.HEARTBEAT * 0.6
+    assert near.lookup([key]) == [b'"alice"']  # still proven; a PING goes out ahead of time
+    announced(near)  # its PONG is here, unread
+    clock.now += 5  # nobody asked for 5 s: the connection may have died since the PONG left
+    assert near.lookup([key]) is None
+    wait_until(lambda: near.lookup([key]) == [b'"alice"'], timeout=10, what="a fresh PONG")
+
+
+def test_a_busy_worker_never_waits_for_a_pong(redis_server: Any) -> None:
+    store, near, clock = near_store(redis_server.url)
+    key = warm_key(store, near)
+    for _ in range(20):  # 4 s of lookups every 0.2 s: each PONG is back before the proof ages out
+        clock.now += 0.2
+        assert near.lookup([key]) == [b'"alice"']
+        if near._ping_sent is not None:
+            announced(near)
+
+
+def test_a_ping_never_answered_drops_the_connection(redis_server: Any) -> None:
+    store, near, clock = near_store(redis_server.url)
+    key = warm_key(store, near)
+    redis.Redis.from_url(redis_server.url).client_pause(2000, all=True)
+    clock.now += nearcache.HEARTBEAT + 0.1
+    assert near.lookup([key]) is None  # the PING
+    clock.now += nearcache.PONG_TIMEOUT + 0.1
+    assert near.lookup([key]) is None
+    assert near._conn is None and not near._entries
 
 
 def test_a_value_read_while_its_key_changed_is_not_kept(redis_server: Any) -> None:

@@ -297,6 +297,28 @@ def test_a_forked_child_starts_empty_and_leaves_the_parents_connection(
     assert parent_conn.read_response() == [b"pong", b""]
 
 
+def test_a_real_fork_reads_through_its_own_connections(redis_server: Any) -> None:
+    """After ``os.fork`` (gunicorn's ``--preload``): the child's store and copy work, the parent's too."""
+    import os
+
+    store, near, _ = near_store(redis_server.url)
+    key = warm_key(store, near)
+    parent_conn = near._conn
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only, never return into pytest
+        code = 1
+        try:
+            fresh = near.lookup([key]) is None and near._conn is None
+            values = [store.get("sid:{t}x") for _ in range(3)]
+            code = 0 if fresh and values == ["alice"] * 3 and near._conn is not parent_conn else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert near._conn is parent_conn and near.lookup([key]) == [b'"alice"']
+    assert store.get("sid:{t}x") == "alice"
+
+
 class _Refusing:
     """A connection to a server (or proxy) that does not know CLIENT TRACKING."""
 

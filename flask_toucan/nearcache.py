@@ -109,6 +109,11 @@ class NearCache:
         self._ping_sent: float | None = None
         self._retry_at = 0.0
 
+    def _mine(self) -> None:
+        """In a forked child, start over: the locks may be held by threads that did not come along."""
+        if self._pid != os.getpid():
+            self._reset()
+
     def __repr__(self) -> str:
         state = "refused" if self.refused else ("live" if self._conn is not None else "idle")
         return f"NearCache({state}, {len(self._entries)}/{self.capacity} entries)"
@@ -120,8 +125,7 @@ class NearCache:
     # ------------------------------------------------------------ reads
     def lookup(self, keys: Sequence[str]) -> list[bytes] | None:
         """The raw values of ``keys`` if the copy holds all of them and may be trusted, else ``None``."""
-        if self._pid != os.getpid():
-            self._reset()
+        self._mine()
         with self._lock:
             if not self._trusted():
                 return None
@@ -136,8 +140,7 @@ class NearCache:
 
     def begin(self, keys: Sequence[str]) -> _Ticket | None:
         """Before a fetch of ``keys``: a ticket that :meth:`fill` honours unless a key changed meanwhile."""
-        if self._pid != os.getpid():
-            self._reset()
+        self._mine()
         with self._lock:
             if self._conn is None:
                 return None
@@ -158,6 +161,7 @@ class NearCache:
 
         ``ttls_ms``: each key's ``PTTL`` (-2 missing: nothing kept; -1 no expiry).
         """
+        self._mine()
         if ticket is None:
             self._maybe_connect()
             return
@@ -178,6 +182,7 @@ class NearCache:
 
     def abandon(self, ticket: _Ticket | None, keys: Sequence[str]) -> None:
         """A fetch failed: withdraw its claims (nothing to keep; the claims must not pile up)."""
+        self._mine()
         if ticket is None:
             return
         with self._lock:
@@ -187,6 +192,7 @@ class NearCache:
 
     def forget(self, keys: Sequence[str]) -> None:
         """This process writes ``keys``: drop its copies and claims now (Redis will tell too)."""
+        self._mine()
         with self._lock:
             for key in keys:
                 self._entries.pop(key, None)

@@ -14,9 +14,11 @@ under those prefixes that any client changes, deletes, or lets expire (and a
 null for ``FLUSHDB``/``FLUSHALL``). The connection is never read by a thread
 of its own: every lookup first drains whatever is waiting on it (a
 non-blocking poll, about a microsecond) and only then answers from the copy.
-Redis queues an invalidation before its reply to the writer, so once a logout
-on any worker has been answered, the next lookup on this worker has the
-invalidation in hand.
+Redis writes an invalidation out in the same event-loop turn as its reply to
+the writer, so once a logout on any worker has been answered, the next lookup
+on this worker has the invalidation in hand (over a network, give or take
+the two packets' delivery: a page that races a logout may go either way, as
+it would without a copy).
 
 Fails closed, always towards "ask Redis":
 

@@ -105,7 +105,7 @@ def test_a_logout_on_another_worker_ends_the_next_page_here_at_once(redis_server
     warm(b)
     assert b.get("/whoami").text == "alice"
     assert a.post("/logout").status_code == 200
-    # No wait: Redis sent the invalidation before it answered worker A's DEL.
+    # No wait: Redis wrote the invalidation out in the same event-loop turn as its answer to A's DEL.
     assert b.get("/whoami").text == "anonymous"
     assert "<tc-dashboard" not in b.get("/page").text
 

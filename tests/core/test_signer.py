@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from typing import Any
 
 import jwt
@@ -108,3 +109,11 @@ def test_a_reused_object_id_does_not_reuse_the_signer() -> None:
     header = json.loads(jwt.utils.base64url_decode(token.split(".")[0]))
     assert header["kid"] == "k1"
     jwt.decode(token, new.public, algorithms=["RS256"], audience=CLAIMS["aud"], options={"verify_exp": False})  # type: ignore[arg-type]
+
+
+def test_jti_is_a_random_uuid4_hex() -> None:
+    seen = {signing.new_jti() for _ in range(200)}
+    assert len(seen) == 200
+    for jti in seen:
+        parsed = uuid.UUID(hex=jti)
+        assert parsed.hex == jti and parsed.version == 4 and parsed.variant == uuid.RFC_4122

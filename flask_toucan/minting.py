@@ -252,6 +252,8 @@ def _request_fingerprint(request: MintRequest) -> Hashable | None:
     (the key holds only their salted tag; they stay out of this memo entirely).
     Anything else is keyed the slow way, every time.
     """
+    if type(request.attributes) is not dict or type(request.permissions) is not dict:
+        return None  # another shape (a hand-built request): keyed the slow way
     attributes: list[Hashable] = []
     for name, value in request.attributes.items():
         if type(value) is list:
@@ -264,7 +266,7 @@ def _request_fingerprint(request: MintRequest) -> Hashable | None:
             return None
     permissions: list[Hashable] = []
     for resource, flags in request.permissions.items():
-        if not all(type(on) is bool for on in flags.values()):
+        if type(flags) is not dict or not all(type(on) is bool for on in flags.values()):
             return None
         permissions.append((resource, tuple(flags.items())))
     classic = _classic_fingerprint(request.classic)
@@ -279,6 +281,10 @@ def _classic_fingerprint(context: ClassicContext | None) -> Hashable | None:
     if context is None:
         return ()
     if context.secrets:
+        return None
+    if type(context.roles) is not list or type(context.groups) is not list:
+        return None
+    if type(context.privileges) is not dict or not all(type(n) is list for n in context.privileges.values()):
         return None
     roles, groups = tuple(context.roles), tuple(context.groups)
     privileges = tuple((app, tuple(names)) for app, names in context.privileges.items())

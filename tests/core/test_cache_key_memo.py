@@ -59,13 +59,24 @@ def variants() -> list[MintRequest]:
     ]
 
 
+def odd_shapes() -> list[MintRequest]:
+    """Hand-built shapes the mappers never give: keyed the slow way, never a crash."""
+    return [
+        MintRequest(ALICE, {"org": "acme"}, {"dashboards": ["sales"]}, None),  # type: ignore[dict-item]
+        MintRequest(ALICE, {"org": "acme"}, [("dashboard", "can_view")], None),  # type: ignore[arg-type]
+        MintRequest(ALICE, [("org", "acme")], VIEW, None),  # type: ignore[arg-type]
+        MintRequest(ALICE, {"org": "acme"}, VIEW, ClassicContext(roles=("USER",))),  # type: ignore[arg-type]
+        MintRequest(ALICE, {"org": "acme"}, VIEW, ClassicContext(privileges={"app": ("view",)})),  # type: ignore[dict-item]
+    ]
+
+
 def test_memoised_keys_always_equal_fresh_ones() -> None:
     svc = service()
-    requests = variants()
+    requests = variants() + odd_shapes()
     for _ in range(2):  # the second pass is served from the memo where it can be
         for request in requests:
             assert svc.key_for(request) == svc._key_of(request)
-    keys = [svc.key_for(r) for r in requests]
+    keys = [svc.key_for(r) for r in variants()]
     # every variant is another key (a list's order counts: it is the mappers' order)
     assert len(set(keys)) == len(keys)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -164,6 +164,10 @@ class MapperRegistry:
         self.privileges_mapper: ClassicMapper = default_privileges
         self.groups_mapper: ClassicMapper = default_groups
         self.secrets_mapper: ClassicMapper = default_secrets
+        #: Checked attributes by raw mapper output, per schema (see :func:`_memo_key`).
+        self._checked_memos: dict[
+            int, tuple[schema.AttributeSchema, dict[Hashable, dict[str, AttributeValue]]]
+        ] = {}
 
     # -- registration ------------------------------------------------------
     def add_attribute(self, name: str, fn: AttributeMapper, *, many: bool = False) -> None:
@@ -189,6 +193,38 @@ class MapperRegistry:
         """
         required = tuple(required)
         raw, lists_ok = self._collect(user, required)
+        memo = self._memo_for(attribute_schema)
+        key = _memo_key(raw, self.single, required)
+        if key is not None:
+            hit = memo.get(key)
+            if hit is not None:
+                return {name: list(v) if type(v) is list else v for name, v in hit.items()}
+        out = self._checked(raw, lists_ok, required, attribute_schema)
+        if key is not None:
+            if len(memo) >= _MAX_CHECKED:
+                memo.clear()
+            memo[key] = {name: list(v) if type(v) is list else v for name, v in out.items()}
+        return out
+
+    def _memo_for(
+        self, attribute_schema: schema.AttributeSchema
+    ) -> dict[Hashable, dict[str, AttributeValue]]:
+        """The checked-attributes memo for one schema (a Toucan object may serve several apps)."""
+        entry = self._checked_memos.get(id(attribute_schema))
+        if entry is None or entry[0] is not attribute_schema:  # "is": an id outlives its object
+            if len(self._checked_memos) >= 8:
+                self._checked_memos.clear()
+            entry = self._checked_memos[id(attribute_schema)] = (attribute_schema, {})
+        return entry[1]
+
+    def _checked(
+        self,
+        raw: dict[str, Any],
+        lists_ok: set[str],
+        required: tuple[str, ...],
+        attribute_schema: schema.AttributeSchema,
+    ) -> dict[str, AttributeValue]:
+        """The mappers' raw values, cleaned and checked (or :class:`AttributeMappingError`)."""
         single = self.single
         untyped = attribute_schema.types is None
         out: dict[str, AttributeValue] = {}
@@ -258,6 +294,36 @@ class MapperRegistry:
     def map_permissions(self, user: ToucanUser) -> Permissions:
         granted = _call(self.permissions_mapper, user, "permissions")
         return normalize_permissions(granted, source="the permissions mapper")
+
+
+#: Most memoised attribute sets per schema (cleared when full: a miss only costs the checks).
+_MAX_CHECKED = 4096
+
+
+def _memo_key(
+    raw: Mapping[str, Any], single: Mapping[str, tuple[AttributeMapper, bool]], required: tuple[str, ...]
+) -> Hashable | None:
+    """What the checks of ``raw`` depend on, as a hashable key; ``None``: not memoisable.
+
+    The mappers still run on every mint (a changed tenant reaches the next token);
+    only the checks of their output are memoised, keyed by everything they read: each
+    name, whether it is a ``many`` single mapper's, its value, and the required names
+    (the schema picks the memo). Only text values and lists/tuples of text: their
+    equality is exact, where ``1 == 1.0 == True`` and ``0.0 == -0.0`` are not the same
+    attribute. Anything else is checked every time.
+    """
+    parts: list[Hashable] = [required]
+    for name, value in raw.items():
+        kind = type(value)
+        if kind is list or kind is tuple:
+            if not all(type(item) is str for item in value):
+                return None
+            value = (kind, *value)
+        elif kind is not str and value is not None:
+            return None
+        entry = single.get(name) if type(name) is str else None
+        parts.append((name, None if entry is None else entry[1], value))
+    return tuple(parts)
 
 
 #: Attribute names already matched against :data:`ATTRIBUTE_NAME` (bounded: a bulk mapper's

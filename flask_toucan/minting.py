@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
@@ -166,8 +166,24 @@ class TokenService:
         self.flights = SingleFlight()
         #: Cross-worker single-flight when the store is shared (Redis); else None.
         self.shared = shared
+        #: Cache keys by request fingerprint (bounded: cleared when full, a miss recomputes).
+        self._keys: dict[Hashable, str] = {}
 
     def key_for(self, request: MintRequest) -> str:
+        """The cache key of ``request`` (the JSON and hash once per :func:`_request_fingerprint`)."""
+        fingerprint = _request_fingerprint(request)
+        if fingerprint is not None:
+            hit = self._keys.get(fingerprint)
+            if hit is not None:
+                return hit
+        key = self._key_of(request)
+        if fingerprint is not None:
+            if len(self._keys) >= _MAX_KEYS:
+                self._keys.clear()
+            self._keys[fingerprint] = key
+        return key
+
+    def _key_of(self, request: MintRequest) -> str:
         return cache_key(
             {
                 "namespace": self.namespace,
@@ -222,6 +238,60 @@ class TokenService:
         token, lifetime = self.minter.mint(request)
         self.cache.set(key, token, lifetime)
         return token, False
+
+
+_MAX_KEYS = 4096
+
+
+def _request_fingerprint(request: MintRequest) -> Hashable | None:
+    """Everything :meth:`TokenService.key_for` hashes, as an exact hashable key; else ``None``.
+
+    Exact means equal fingerprints always give the same JSON: only text (and lists
+    of text) attribute values, boolean flags, and classic names checked to be text,
+    because ``1 == 1.0 == True`` are different JSON. Secrets are never memoised
+    (the key holds only their salted tag; they stay out of this memo entirely).
+    Anything else is keyed the slow way, every time.
+    """
+    if type(request.attributes) is not dict or type(request.permissions) is not dict:
+        return None  # another shape (a hand-built request): keyed the slow way
+    attributes: list[Hashable] = []
+    for name, value in request.attributes.items():
+        if type(value) is list:
+            if not all(type(item) is str for item in value):
+                return None
+            attributes.append((name, (list, *value)))
+        elif type(value) is str:
+            attributes.append((name, value))
+        else:
+            return None
+    permissions: list[Hashable] = []
+    for resource, flags in request.permissions.items():
+        if type(flags) is not dict or not all(type(on) is bool for on in flags.values()):
+            return None
+        permissions.append((resource, tuple(flags.items())))
+    classic = _classic_fingerprint(request.classic)
+    if classic is None:
+        return None
+    user = request.user
+    return (user.id, user.distinct_id, tuple(attributes), tuple(permissions), classic)
+
+
+def _classic_fingerprint(context: ClassicContext | None) -> Hashable | None:
+    """The classic context as an exact hashable key (``()`` for none); ``None``: not memoisable."""
+    if context is None:
+        return ()
+    if context.secrets:
+        return None
+    if type(context.roles) is not list or type(context.groups) is not list:
+        return None
+    if type(context.privileges) is not dict or not all(type(n) is list for n in context.privileges.values()):
+        return None
+    roles, groups = tuple(context.roles), tuple(context.groups)
+    privileges = tuple((app, tuple(names)) for app, names in context.privileges.items())
+    names = (*roles, *groups, *(n for app, app_names in privileges for n in (app, *app_names)))
+    if not all(type(n) is str for n in names):
+        return None
+    return (roles, privileges, groups)
 
 
 @lru_cache(maxsize=4096)

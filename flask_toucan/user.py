@@ -79,6 +79,14 @@ class ToucanUser(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._claims[key]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """``user.get("region")``: the dict's own ``get`` (``Mapping.get`` goes through
+        ``__getitem__`` and a ``KeyError``: a third of an attribute mapper's cost)."""
+        return self._claims.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._claims
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._claims)
 

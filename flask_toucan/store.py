@@ -322,8 +322,9 @@ def make_store(
     near_cache: int = 0,
 ) -> GuardedStore:
     """The store ``TOUCAN_STORE`` names, guarded (see :class:`GuardedStore`)."""
-    from cachelib import BaseCache, FileSystemCache
+    from cachelib import BaseCache
 
+    from .filestore import FileStore
     from .memstore import TOKEN_PREFIX, MemoryStore  # a cachelib cache: loads with cachelib, at init_app
 
     kind = store_kind(spec)
@@ -345,7 +346,7 @@ def make_store(
         )
         return GuardedStore(inner, kind, breaker, locks=RedisLocks(client, "toucan:lock:"))
     if isinstance(spec, str) and spec.startswith("file://"):
-        cache = FileSystemCache(urlsplit(spec).path, threshold=10_000, default_timeout=0, mode=0o600)
+        cache = FileStore(urlsplit(spec).path, threshold=10_000, default_timeout=0, mode=0o600)
         return GuardedStore(cache, kind, breaker)
     raise ConfigurationError(
         "TOUCAN_STORE must be 'memory', a redis://, rediss://, unix://, redis+sentinel://, "

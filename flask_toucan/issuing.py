@@ -120,7 +120,14 @@ def remember(user: ToucanUser, perms: Permissions, token: EmbedToken) -> None:
 
 
 def announce(user: ToucanUser, token: EmbedToken, cached: bool, sender: Flask | None = None) -> None:
-    """The ``token_issued`` signal, with the real app as sender (``sender``: the caller already has it)."""
+    """The ``token_issued`` signal, with the real app as sender (``sender``: the caller already has it).
+
+    Sent whenever blinker has a receiver for it (``receivers``: connected to any sender,
+    or to this app); with none connected, sending would call nobody, so the sender is
+    not even looked up.
+    """
+    if not signals.token_issued.receivers:
+        return
     signals.token_issued.send(
         sender if sender is not None else current_app._get_current_object(),  # type: ignore[attr-defined]
         user=user,

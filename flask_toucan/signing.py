@@ -20,7 +20,7 @@ import os
 import time
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jwt.warnings
 from jwt.api_jws import PyJWS
@@ -36,6 +36,13 @@ if TYPE_CHECKING:  # keys load with signed mode (settings.py), not in api mode
 MAX_EMBED_CONTEXT_BYTES = 3584
 
 
+class Assertion(NamedTuple):
+    """The claims of one assertion and ``payload``, their compact JSON: what :func:`sign` signs."""
+
+    claims: dict[str, Any]
+    payload: str
+
+
 def build_claims(
     *,
     subject: str,
@@ -49,6 +56,36 @@ def build_claims(
     now: float | None = None,
 ) -> dict[str, Any]:
     """The assertion's claims, or :class:`EmbedContextTooLarge`."""
+    return build_assertion(
+        subject=subject,
+        username=username,
+        attributes=attributes,
+        context=context,
+        issuer=issuer,
+        audience=audience,
+        ttl=ttl,
+        workspace_id=workspace_id,
+        now=now,
+    ).claims
+
+
+def build_assertion(
+    *,
+    subject: str,
+    username: str,
+    attributes: Mapping[str, AttributeValue],
+    context: ClassicContext,
+    issuer: str,
+    audience: str,
+    ttl: int,
+    workspace_id: str | None = None,
+    now: float | None = None,
+) -> Assertion:
+    """The claims and their payload JSON, or :class:`EmbedContextTooLarge` (nothing signed yet).
+
+    ``embed_context`` is turned into JSON once: its size is checked on that text
+    (see :func:`_context_size`) and the same text goes into the payload.
+    """
     issued = int(now if now is not None else time.time())
     embed_context: dict[str, Any] = {
         "username": username,
@@ -59,7 +96,8 @@ def build_claims(
         "attributes": dict(attributes),
         "secrets": dict(context.secrets),
     }
-    size = embed_context_size(embed_context)
+    context_json = payload_json(embed_context)
+    size = _context_size(context_json, embed_context)
     if size > MAX_EMBED_CONTEXT_BYTES:
         raise EmbedContextTooLarge(
             f"embed_context is {size} bytes of JSON, above the {MAX_EMBED_CONTEXT_BYTES}-byte (3.5 KB) "
@@ -67,7 +105,7 @@ def build_claims(
             size=size,
             limit=MAX_EMBED_CONTEXT_BYTES,
         )
-    return {
+    claims: dict[str, Any] = {
         "iss": issuer,
         "aud": audience,
         "sub": subject,
@@ -75,8 +113,25 @@ def build_claims(
         "nbf": issued,
         "exp": issued + ttl,
         "jti": new_jti(),
-        "embed_context": embed_context,
     }
+    # The payload JSON of the whole claims, as one dump would give it: a dict's compact JSON is
+    # its items' JSON in order, and embed_context is the last item.
+    payload = payload_json(claims)[:-1] + ',"embed_context":' + context_json + "}"
+    claims["embed_context"] = embed_context
+    return Assertion(claims, payload)
+
+
+def _context_size(context_json: str, embed_context: Mapping[str, Any]) -> int:
+    """What :func:`embed_context_size` gives, from the payload's (ASCII-escaped) JSON of it.
+
+    Without a ``\\u`` escape in it, that text is what the UTF-8 dump gives too (they differ only
+    in how they write characters past ASCII), so its length is the byte count. With one (a
+    character past ASCII, a control character, a backslash before a ``u``), it is measured the
+    slow way.
+    """
+    if "\\u" not in context_json:
+        return len(context_json)
+    return embed_context_size(embed_context)
 
 
 def new_jti() -> str:
@@ -140,8 +195,11 @@ class Signer:
         header = {"typ": "JWT", "alg": key.algorithm, "kid": key.kid}
         self._header = base64url_encode(_HEADER_JSON.encode(header).encode()) + b"."
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
-        signing_input = self._header + base64url_encode(_PAYLOAD_JSON.encode(claims).encode())
+    def sign(self, claims: Mapping[str, Any], payload: str | None = None) -> str:
+        """``payload``: the compact JSON of ``claims`` if the caller made it (:func:`build_assertion`)."""
+        if payload is None:
+            payload = payload_json(claims)
+        signing_input = self._header + base64url_encode(payload.encode())
         signature = self._algorithm.sign(signing_input, self._prepared)
         return (signing_input + b"." + base64url_encode(signature)).decode()
 
@@ -149,6 +207,29 @@ class Signer:
 #: PyJWT's JSON for the header (compact, keys sorted) and the payload (compact, ASCII).
 _HEADER_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 _PAYLOAD_JSON = json.JSONEncoder(separators=(",", ":"))
+#: The C encoder behind ``_PAYLOAD_JSON``, made once: ``JSONEncoder.encode`` makes a new one (and
+#: a dict to detect cycles) for every call. ``None`` where the C accelerator is missing.
+_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)  # private to the stdlib: may be absent
+_C_PAYLOAD: Any = (
+    _MAKE_ENCODER(
+        None, _PAYLOAD_JSON.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    if _MAKE_ENCODER is not None
+    else None
+)
+
+
+def payload_json(obj: Mapping[str, Any]) -> str:
+    """``json.dumps(obj, separators=(",", ":"))``: PyJWT's payload JSON (the same text, tested).
+
+    Without cycle detection: claims are built here from checked mapper output (text,
+    numbers, booleans, lists and dicts of them), which holds no cycle.
+    """
+    if _C_PAYLOAD is None:
+        return _PAYLOAD_JSON.encode(obj)
+    return "".join(_C_PAYLOAD(obj, 0))
+
+
 _JWS = PyJWS()
 _SHORT_KEY_WARNING: type[Warning] = getattr(jwt.warnings, "InsecureKeyLengthWarning", UserWarning)
 
@@ -168,6 +249,9 @@ def signer_for(key: SigningKey) -> Signer:
     return signer
 
 
-def sign(claims: Mapping[str, Any], key: SigningKey) -> str:
-    """The compact JWS of ``claims`` under ``key`` (``kid`` and ``typ: JWT`` in the header)."""
-    return signer_for(key).sign(claims)
+def sign(claims: Mapping[str, Any], key: SigningKey, *, payload: str | None = None) -> str:
+    """The compact JWS of ``claims`` under ``key`` (``kid`` and ``typ: JWT`` in the header).
+
+    ``payload``: their compact JSON, if the caller has it (:attr:`Assertion.payload`).
+    """
+    return signer_for(key).sign(claims, payload)

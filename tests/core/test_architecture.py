@@ -39,6 +39,7 @@ LAZY_OPTIONAL = {
     "flask_toucan.headless",  # toucan.api, the headless REST client
     "flask_toucan.keys",  # signed mode's key machinery (api mode never loads it)
     "flask_toucan.memstore",  # the "memory" store, a cachelib cache: built with cachelib at init_app
+    "flask_toucan.filestore",  # the "file://" store, a cachelib cache: the same
     "concurrent.futures",  # page.py's mint pool: the first cold page with two kinds
 }
 

@@ -72,9 +72,9 @@ def signatures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     signed: list[Any] = []
     real = flask_toucan.signing.sign
 
-    def counting(claims: Any, key: Any) -> str:
+    def counting(claims: Any, key: Any, **kwargs: Any) -> str:
         signed.append(claims)
-        return real(claims, key)
+        return real(claims, key, **kwargs)
 
     monkeypatch.setattr(flask_toucan.signing, "sign", counting)
     return signed

@@ -101,12 +101,14 @@ class SingleFlight:
     def do(self, key: str, fn: Callable[[], Any]) -> Any:
         with self._lock:
             call = self._calls.get(key)
-            leader = call is None
             if call is None:
                 call = self._calls[key] = _Call()
-        if not leader:
-            call.done.acquire()  # held by the leader until its call ends
-            call.done.release()  # for the next waiter
+                done = None
+            else:
+                done = call.waited_on()
+        if done is not None:  # a follower: wait for the leader's call to end
+            done.acquire()  # held by the leader until its call ends
+            done.release()  # for the next waiter
             if call.error is not None:
                 raise call.error
             return call.result
@@ -122,20 +124,29 @@ class SingleFlight:
                 if len(self._completed) >= self.MAX_TRACKED:
                     self._completed.clear()  # worst case: one extra cache read or mint
                 self._completed[key] = self._completed.get(key, 0) + 1
-            call.done.release()
+                waited = call.done
+            if waited is not None:
+                waited.release()
 
 
 class _Call:
-    """One flight: ``done`` is a lock the leader holds until the call ends (a plain lock
-    costs a tenth of a ``threading.Event``, and the leader's path pays it on every mint)."""
+    """One flight. ``done`` is a lock the leader holds until the call ends, made (held) by the
+    first follower, under :class:`SingleFlight`'s lock: a leader nobody waits for (every mint
+    but a stampede's) makes no lock at all."""
 
     __slots__ = ("done", "error", "result")
 
     def __init__(self) -> None:
-        self.done = threading.Lock()
-        self.done.acquire()
+        self.done: threading.Lock | None = None
         self.result: Any = None
         self.error: BaseException | None = None
+
+    def waited_on(self) -> threading.Lock:
+        """The lock to wait on (called with the flights' lock held)."""
+        if self.done is None:
+            self.done = threading.Lock()
+            self.done.acquire()
+        return self.done
 
 
 class SharedFlight:

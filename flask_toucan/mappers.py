@@ -375,12 +375,13 @@ def _clean(name: str, value: Any, *, many: bool, lists_ok: bool = False) -> Attr
 
 def normalize_permissions(granted: Any, *, source: str) -> Permissions:
     """Check a permissions object against Toucan's documented shape; keep only ``True`` flags."""
-    if not isinstance(granted, Mapping):
+    # ``type(...) is dict`` first: what mappers return, and an ABC isinstance check costs more.
+    if type(granted) is not dict and not isinstance(granted, Mapping):
         raise PermissionDenied(f"{source} must return a dict of resources")
     out: Permissions = {}
     for resource, flags in granted.items():
         allowed = PERMISSION_FLAGS.get(resource)
-        if allowed is None or not isinstance(flags, Mapping):
+        if allowed is None or (type(flags) is not dict and not isinstance(flags, Mapping)):
             raise PermissionDenied(f"{source} names an unknown resource {resource!r}")
         kept = {}
         for flag, value in flags.items():

@@ -12,7 +12,7 @@ import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -254,24 +254,27 @@ def _request_fingerprint(request: MintRequest) -> Hashable | None:
     of text) attribute values, boolean flags, and classic names checked to be text,
     because ``1 == 1.0 == True`` are different JSON. Secrets are never memoised
     (the key holds only their salted tag; they stay out of this memo entirely).
-    Anything else is keyed the slow way, every time.
+    Anything else is keyed the slow way, every time. (Plain loops: this runs on
+    every mint, and a generator per check costs more than the check.)
     """
     if type(request.attributes) is not dict or type(request.permissions) is not dict:
         return None  # another shape (a hand-built request): keyed the slow way
     attributes: list[Hashable] = []
     for name, value in request.attributes.items():
-        if type(value) is list:
-            if not all(type(item) is str for item in value):
-                return None
-            attributes.append((name, (list, *value)))
-        elif type(value) is str:
+        kind = type(value)
+        if kind is str:
             attributes.append((name, value))
+        elif kind is list and _all_text(value):
+            attributes.append((name, (list, *value)))
         else:
             return None
     permissions: list[Hashable] = []
     for resource, flags in request.permissions.items():
-        if type(flags) is not dict or not all(type(on) is bool for on in flags.values()):
+        if type(flags) is not dict:
             return None
+        for on in flags.values():
+            if type(on) is not bool:
+                return None
         permissions.append((resource, tuple(flags.items())))
     classic = _classic_fingerprint(request.classic)
     if classic is None:
@@ -280,22 +283,30 @@ def _request_fingerprint(request: MintRequest) -> Hashable | None:
     return (user.id, user.distinct_id, tuple(attributes), tuple(permissions), classic)
 
 
+def _all_text(items: list[Any]) -> bool:
+    for item in items:
+        if type(item) is not str:
+            return False
+    return True
+
+
 def _classic_fingerprint(context: ClassicContext | None) -> Hashable | None:
     """The classic context as an exact hashable key (``()`` for none); ``None``: not memoisable."""
     if context is None:
         return ()
     if context.secrets:
         return None
-    if type(context.roles) is not list or type(context.groups) is not list:
+    roles, groups, privileges = context.roles, context.groups, context.privileges
+    if type(roles) is not list or type(groups) is not list or type(privileges) is not dict:
         return None
-    if type(context.privileges) is not dict or not all(type(n) is list for n in context.privileges.values()):
+    if not (_all_text(roles) and _all_text(groups)):
         return None
-    roles, groups = tuple(context.roles), tuple(context.groups)
-    privileges = tuple((app, tuple(names)) for app, names in context.privileges.items())
-    names = (*roles, *groups, *(n for app, app_names in privileges for n in (app, *app_names)))
-    if not all(type(n) is str for n in names):
-        return None
-    return (roles, privileges, groups)
+    apps: list[Hashable] = []
+    for app, names in privileges.items():
+        if type(app) is not str or type(names) is not list or not _all_text(names):
+            return None
+        apps.append((app, tuple(names)))
+    return (tuple(roles), tuple(apps), tuple(groups))
 
 
 @lru_cache(maxsize=4096)

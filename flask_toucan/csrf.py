@@ -127,10 +127,14 @@ def _recent_token(app: Flask, sid: str, max_age: int) -> str:
     return token
 
 
-def require(token: Any) -> str:
-    """The session id ``token`` belongs to, or :class:`CSRFError` naming the header to send it in."""
-    config = get_state().config
-    sid = session.get(SESSION_ID)
-    if not isinstance(sid, str) or not check_token(current_app, token, sid, config.csrf_max_age):
+def require(token: Any, app: Flask | None = None, config: Any = None, cookie: Any = None) -> str:
+    """The session id ``token`` belongs to, or :class:`CSRFError` naming the header to send it in.
+
+    ``app``, ``config``, ``cookie`` (the session): the current request's unless the caller has them.
+    """
+    if app is None or config is None or cookie is None:
+        app, config, cookie = current_app._get_current_object(), get_state().config, session  # type: ignore[attr-defined]
+    sid = cookie.get(SESSION_ID)
+    if not isinstance(sid, str) or not check_token(app, token, sid, config.csrf_max_age):
         raise CSRFError(f"missing or invalid CSRF token (send it in {config.csrf_header})")
     return sid

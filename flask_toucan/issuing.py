@@ -112,9 +112,11 @@ def mint_request(user: ToucanUser, perms: Permissions, state: ToucanState | None
     return MintRequest(user, attributes, perms, classic)
 
 
-def remember(user: ToucanUser, perms: Permissions, token: EmbedToken) -> None:
+def remember(
+    user: ToucanUser, perms: Permissions, token: EmbedToken, at: identity.Here | None = None
+) -> None:
     """Put a token fetched elsewhere (the refresh endpoint) into the per-request memo."""
-    memo = memo_for(user)
+    memo = memo_for(user, at)
     if memo is not None:
         memo[memo_key_of(user, canonical(perms))] = token
 

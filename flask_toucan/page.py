@@ -239,11 +239,12 @@ def load(
     flights = page.state.service.flights
     seen = {key: flights.completed(key) for key in token_keys}
     counts: list[int] = []
+    store = page.state.store
     try:
         if count:
-            values, counts = get_state().store.read(store_keys, count, time.time())
+            values, counts = store.read(store_keys, count, time.time())
         else:
-            values = get_state().store.get_many(*store_keys) if store_keys else []
+            values = store.get_many(*store_keys) if store_keys else []
     except StoreUnavailable as exc:
         if pending.record_key is not None:
             identity.fail(exc)
@@ -360,10 +361,11 @@ def _outcome(fn: Any) -> tuple[EmbedToken, bool] | ToucanError:
     return result
 
 
-def mint_missed(found: Slot) -> tuple[EmbedToken, bool]:
+def mint_missed(found: Slot, state: ToucanState | None = None) -> tuple[EmbedToken, bool]:
     """Mint what a ``mint=False`` load found missing (after the caller's own checks)."""
     assert found.request is not None
-    return get_state().service.issue(found.request, missed=found.missed, key=found.key)
+    state = state if state is not None else get_state()
+    return state.service.issue(found.request, missed=found.missed, key=found.key)
 
 
 def _fail_all(page: Page, kinds: Iterable[str], exc: ToucanError) -> None:

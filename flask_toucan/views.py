@@ -252,7 +252,8 @@ def logout() -> Response:
 
 # ------------------------------------------------------------------- refresh
 def refresh_token() -> Response:
-    if request.method != "POST":
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not a dozen
+    if req.method != "POST":
         response = jsonify({"error": "method_not_allowed", "message": "use POST"})
         response.status_code = 405
         response.headers["Allow"] = "POST"
@@ -261,22 +262,26 @@ def refresh_token() -> Response:
     # Origin first (a cross-site request costs no store read), then the session record, the
     # cached token and the rate-limit count in one store round trip (no mint yet: CSRF and the
     # rate limit are checked before any).
-    guards.check_same_origin(request.headers, request.host)
+    guards.check_same_origin(req.headers, req.host)
+    # The request's page: its state, app, session and request, looked up once for every step below.
+    here = page.current_page()
     kind, body_error = _refresh_kind()
     counted = None
     if kind is not None:
-        windows = countable(REFRESH_BUCKET)
-        counts = page.load(page.current_page(), [kind], mint=False, count=windows)
+        windows = countable(REFRESH_BUCKET, here)
+        counts = page.load(here, [kind], mint=False, count=windows)
         counted = (windows, counts) if windows and counts else None
-    user = checked_post(REFRESH_BUCKET, "too many token requests; slow down", counted, origin_checked=True)
+    user = checked_post(
+        REFRESH_BUCKET, "too many token requests; slow down", counted, origin_checked=True, at=here
+    )
     if kind is None:
         assert body_error is not None
         raise body_error
-    token = _refresh_token_for(kind, user)
+    token = _refresh_token_for(kind, user, here)
     # What jsonify would send (compact, sorted keys, a newline), without its provider lookups;
     # with the headers security_headers gives every JSON answer (it then finds them there).
     body = _BODY_ENCODER.encode(token.as_json()) + "\n"
-    return current_app.response_class(body, mimetype="application/json", headers=REFRESH_HEADERS)
+    return here.app.response_class(body, mimetype="application/json", headers=REFRESH_HEADERS)
 
 
 #: ``json.dumps(..., separators=(",", ":"), sort_keys=True)`` with one encoder for every call.
@@ -306,17 +311,17 @@ def _refresh_kind() -> tuple[str | None, BadRequest | None]:
     return kind, None
 
 
-def _refresh_token_for(kind: str, user: ToucanUser) -> EmbedToken:
+def _refresh_token_for(kind: str, user: ToucanUser, here: page.Page) -> EmbedToken:
     """The token read with the session record, or minted now for the miss that read found."""
-    found = page.current_page().slots.get(kind)
+    found = here.slots.get(kind)
     if found is None or found.permissions is None or (found.token is None and found.request is None):
         return issuing.issue_for(kind, user).token  # a refusal: issue_for raises the right error
     if found.token is not None:
         token, cached = found.token, True
     else:
-        token, cached = page.mint_missed(found)
-    issuing.remember(user, found.permissions, token)
-    issuing.announce(user, token, cached)
+        token, cached = page.mint_missed(found, here.state)
+    issuing.remember(user, found.permissions, token, here.at)
+    issuing.announce(user, token, cached, here.app)
     return token
 
 
@@ -328,28 +333,34 @@ REFRESH_BUCKET = "toucan-refresh"
 Counted = tuple[list[Window], list[int]]
 
 
-def countable(bucket: str) -> list[Window]:
+def countable(bucket: str, at: page.Page | None = None) -> list[Window]:
     """The rate-limit windows to count in this request's store read, else ``[]``.
 
     Only with rate limiting on and a CSRF token that is this session's: a
     request refused for its CSRF token (or its origin, checked before) counts
     nothing, as before the count joined the store read. The CSRF check is a
     local, memoised HMAC; :func:`checked_post` still makes it, in its order.
+    ``at``: the request's page (saves the proxy lookups).
     """
-    state = get_state()
+    state = get_state() if at is None else at.state
     if state.limiter is None:
         return []
-    sid = session.get(SESSION_ID)
-    token = request.headers.get(state.config.csrf_header)
+    sid = (session if at is None else at.at.session).get(SESSION_ID)
+    token = (request if at is None else at.request).headers.get(state.config.csrf_header)
     if not isinstance(sid, str):
         return []
-    if not csrf.check_token(current_app, token, sid, state.config.csrf_max_age):
+    if not csrf.check_token(current_app if at is None else at.app, token, sid, state.config.csrf_max_age):
         return []
     return state.limiter.windows(bucket, sid, time.time())
 
 
 def checked_post(
-    bucket: str, slow_down: str, counted: Counted | None = None, *, origin_checked: bool = False
+    bucket: str,
+    slow_down: str,
+    counted: Counted | None = None,
+    *,
+    origin_checked: bool = False,
+    at: page.Page | None = None,
 ) -> ToucanUser:
     """What every state-changing JSON route checks first; returns the logged-in user.
 
@@ -358,15 +369,18 @@ def checked_post(
     ``Origin`` is a 403, never a crash), a live login, the CSRF token bound to
     it, then the per-session rate limit counted in ``bucket`` (already
     ``counted`` in the request's one store read, or counted now).
-    ``origin_checked``: the caller ran the same-origin check already.
+    ``origin_checked``: the caller ran the same-origin check already; ``at``: the
+    request's page (saves the proxy lookups).
     """
-    state = get_state()
+    state = get_state() if at is None else at.state
+    req = request if at is None else at.request
     if not origin_checked:
-        guards.check_same_origin(request.headers, request.host)
+        guards.check_same_origin(req.headers, req.host)
     user = identity.current_user()
     if user is None:
         raise AuthenticationRequired("the session has ended; log in again")
-    sid = csrf.require(request.headers.get(state.config.csrf_header))
+    token = req.headers.get(state.config.csrf_header)
+    sid = csrf.require(token) if at is None else csrf.require(token, at.app, state.config, at.at.session)
     if state.limiter is not None:
         now = time.time()
         if counted is not None:
@@ -394,7 +408,8 @@ def small_json_body(max_bytes: int = MAX_REFRESH_BODY) -> Any:
         return {}
     guards.check_json_content_type(request.headers)
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        # What json.loads(raw, parse_constant=...) does, with one decoder for every call.
+        return _BODY_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None
 
@@ -432,6 +447,9 @@ def _read_body(max_bytes: int) -> bytes:
 def _refuse_constant(name: str) -> Any:
     """``NaN`` / ``Infinity`` are not JSON (RFC 8259); Python's parser accepts them by default."""
     raise ValueError(name)
+
+
+_BODY_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 def public_jwks(config: ToucanConfig) -> dict[str, Any]:

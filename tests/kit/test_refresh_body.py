@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 
+import pytest
+from werkzeug.exceptions import BadRequest
+
 from .test_headers import refresh
 from .test_refresh_endpoint import client_for
 
@@ -49,3 +52,31 @@ def test_a_body_read_in_pieces_is_whole(host, toucan_sandbox):
     environ = {"wsgi.input": Trickle(BODY), "CONTENT_LENGTH": str(len(BODY))}
     resp = refresh(client_for(app), body=None, environ=environ)
     assert resp.status_code == 200, resp.get_json()
+
+
+def test_the_shared_decoder_reads_what_json_loads_reads(host):
+    """``small_json_body`` decodes with one module-level decoder: the same answers as
+    ``json.loads(raw, parse_constant=...)`` for every encoding json accepts, NaN still refused."""
+    import json
+
+    from flask_toucan import views
+
+    app, _ = host()
+    bodies = [
+        BODY,
+        b"\xef\xbb\xbf" + BODY,  # a UTF-8 BOM
+        '{"kind": "chart"}'.encode("utf-16"),
+        '{"kind": "chart"}'.encode("utf-32-le"),
+        '{"kind": "zoë"}'.encode(),
+    ]
+    for raw in bodies:
+        with app.test_request_context(
+            "/toucan/token", method="POST", data=raw, content_type="application/json"
+        ):
+            assert views.small_json_body(4096) == json.loads(raw)
+    for raw in (b'{"kind": NaN}', b'{"kind": -Infinity}', b"\xff\xfe\xfa", b'{"kind": "\xc3"}'):
+        with app.test_request_context(
+            "/toucan/token", method="POST", data=raw, content_type="application/json"
+        ):
+            with pytest.raises(BadRequest):
+                views.small_json_body(4096)

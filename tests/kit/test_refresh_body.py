@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from werkzeug.exceptions import BadRequest
+
+from flask_toucan.exceptions import BadRequest
 
 from .test_headers import refresh
 from .test_refresh_endpoint import client_for

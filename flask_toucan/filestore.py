@@ -35,8 +35,28 @@ _EXPIRY = struct.Struct("I")  # cachelib's header: expiry as an unsigned int of 
 _READ_SIZE = 1 << 16
 
 
+#: File names remembered per store (cleared when full: a miss only hashes again).
+_MAX_NAMES = 4096
+
+
 class FileStore(FileSystemCache):
     """``FileSystemCache`` whose reads take one system call per file (see module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: Key -> file name: a pure function of the key and this store's directory (a hash
+        #: and a join per read otherwise). Names only, never a value: every read opens the file.
+        #: (Set first: cachelib's own __init__ already names a file.)
+        self._names: dict[str, str] = {}
+        super().__init__(*args, **kwargs)
+
+    def _get_filename(self, key: str) -> str:
+        name = self._names.get(key) if type(key) is str else None
+        if name is None:
+            name = super()._get_filename(key)
+            if len(self._names) >= _MAX_NAMES:
+                self._names.clear()
+            self._names[key] = name
+        return name
 
     def get(self, key: str) -> Any:
         filename = self._get_filename(key)

@@ -105,3 +105,17 @@ def test_permission_error_falls_back_to_cachelibs_retrying_read(tmp_path: Any, m
     monkeypatch.setattr("flask_toucan.filestore.os.open", refuse_once)
     assert ours.get("sid:k") == "v"
     assert calls == [theirs._get_filename("sid:k")]
+
+
+def test_file_names_are_cachelibs_for_every_key(tmp_path: Any) -> None:
+    """The remembered names are what cachelib computes; a non-text key still fails as it does."""
+    ours, theirs = _pair(tmp_path)
+    keys = [f"sid:{i}" for i in range(50)] + ["tok:é", "tok:" + "x" * 300]
+    for _ in range(2):
+        for key in keys:
+            assert ours._get_filename(key) == theirs._get_filename(key)
+    for key in keys:  # a write by one and a read by the other meet in the same file
+        theirs.set(key, key)
+        assert ours.get(key) == key
+    with pytest.raises(TypeError):
+        ours._get_filename(b"bytes")  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app, g, has_request_context, request
@@ -119,4 +120,12 @@ def get_state() -> ToucanState:
 
 def subject_key(user: ToucanUser) -> str:
     """The store key of an identity: (issuer, subject), never the email."""
-    return json.dumps(list(user.id))
+    return _subject_key(user.issuer, user.subject)
+
+
+@lru_cache(maxsize=4096, typed=True)
+def _subject_key(issuer: str, subject: str) -> str:
+    """``json.dumps`` of the (issuer, subject) pair: a pure function, memoised (every request's
+    login record check needs it; bounded). ``typed``: ``1``, ``1.0`` and ``True`` are different
+    JSON, never one entry."""
+    return json.dumps([issuer, subject])

@@ -117,3 +117,11 @@ def test_jti_is_a_random_uuid4_hex() -> None:
     for jti in seen:
         parsed = uuid.UUID(hex=jti)
         assert parsed.hex == jti and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+@pytest.mark.parametrize("size", range(0, 70))
+def test_base64url_is_pyjwts(size: int) -> None:
+    from jwt.utils import base64url_encode
+
+    data = bytes((i * 37 + size) % 256 for i in range(size))
+    assert signing._base64url(data) == base64url_encode(data)

@@ -316,8 +316,9 @@ def _memo_key(
     for name, value in raw.items():
         kind = type(value)
         if kind is list or kind is tuple:
-            if not all(type(item) is str for item in value):
-                return None
+            for item in value:  # a plain loop: a generator per value costs more than the check
+                if type(item) is not str:
+                    return None
             value = (kind, *value)
         elif kind is not str and value is not None:
             return None

@@ -87,8 +87,8 @@ def test_no_assertion_or_secret_in_page_refresh_or_logs(
     assertions: list[str] = []
     real_sign = signing.sign
 
-    def spy(claims: Any, key: Any) -> str:
-        assertions.append(real_sign(claims, key))
+    def spy(claims: Any, key: Any, **kwargs: Any) -> str:
+        assertions.append(real_sign(claims, key, **kwargs))
         return assertions[-1]
 
     monkeypatch.setattr(signing, "sign", spy)

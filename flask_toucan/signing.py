@@ -44,30 +44,9 @@ class Assertion(NamedTuple):
     payload: str
 
 
-def build_claims(
-    *,
-    subject: str,
-    username: str,
-    attributes: Mapping[str, AttributeValue],
-    context: ClassicContext,
-    issuer: str,
-    audience: str,
-    ttl: int,
-    workspace_id: str | None = None,
-    now: float | None = None,
-) -> dict[str, Any]:
-    """The assertion's claims, or :class:`EmbedContextTooLarge`."""
-    return build_assertion(
-        subject=subject,
-        username=username,
-        attributes=attributes,
-        context=context,
-        issuer=issuer,
-        audience=audience,
-        ttl=ttl,
-        workspace_id=workspace_id,
-        now=now,
-    ).claims
+def build_claims(**fields: Any) -> dict[str, Any]:
+    """The claims (or :class:`EmbedContextTooLarge`): :func:`build_assertion` without its payload."""
+    return build_assertion(**fields).claims
 
 
 def build_assertion(

@@ -353,6 +353,30 @@ def test_a_server_that_refuses_tracking_turns_the_copy_off_once(caplog: pytest.L
     ) == 1
 
 
+class _Failing:
+    """A connection whose server answers with an error naming a password (as a proxy might)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def connect(self) -> None:
+        raise self.error
+
+    def disconnect(self) -> None: ...
+
+
+@pytest.mark.parametrize(
+    "error",
+    [redis.AuthenticationError("invalid password s3cret-pw"), redis.ConnectionError("redis://:s3cret-pw@h")],
+)
+def test_a_failed_connection_logs_no_secret(error: Exception, caplog: pytest.LogCaptureFixture) -> None:
+    near = nearcache.NearCache(lambda: _Failing(error), ["toucan:sid:"], 10, clock=Clock())
+    with caplog.at_level(logging.DEBUG, "flask_toucan"):
+        near.fill(None, ["toucan:sid:x"], [b"1"], [LONG], 0.0)
+    assert caplog.records and not near.refused
+    assert all("s3cret" not in r.getMessage() and r.exc_info is None for r in caplog.records)
+
+
 # ---------------------------------------------------------------- where it is off
 def test_off_for_sentinel_cluster_and_zero() -> None:
     from redis.sentinel import Sentinel

@@ -64,7 +64,8 @@ class SigningKey:
         """The public JWK (never for HMAC keys: those are secrets)."""
         if self.is_hmac:
             raise ConfigurationError("HMAC keys are secrets and are never published as JWKS")
-        jwk = _public_jwk_dict(self.public)  # type: ignore[arg-type]
+        assert not isinstance(self.public, bytes)  # only HMAC keys are bytes
+        jwk = _public_jwk_dict(self.public)
         jwk.update({"kid": self.kid, "alg": self.algorithm, "use": "sig"})
         return jwk
 

@@ -99,8 +99,8 @@ def _sentinel_master(spec: str, options: dict[str, Any]) -> Any:
         raise ConfigurationError("TOUCAN_STORE: redis+sentinel:// needs the service name as its path")
     db = int(path[1]) if len(path) > 1 and path[1].isdigit() else 0
     timeouts = {k: options[k] for k in ("socket_connect_timeout", "socket_timeout")}
-    sentinel = Sentinel(hosts, sentinel_kwargs=timeouts, **options)  # type: ignore[no-untyped-call]
-    return sentinel.master_for(path[0], password=password, db=db)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(hosts, sentinel_kwargs=timeouts, **options)
+    return sentinel.master_for(path[0], password=password, db=db)
 
 
 def _cluster(spec: str, options: dict[str, Any]) -> Any:
@@ -137,7 +137,7 @@ def _cluster_now(spec: str, options: dict[str, Any]) -> Any:
     parts = urlsplit(spec)
     password, hosts = _hosts(parts.netloc)
     return RedisCluster(
-        startup_nodes=[ClusterNode(host, port) for host, port in hosts],  # type: ignore[no-untyped-call]
+        startup_nodes=[ClusterNode(host, port) for host, port in hosts],
         password=password,
         **options,
     )

@@ -66,7 +66,7 @@ class EmbedClient:
         return EMBED_SCOPE if EMBED_SCOPE in scope_to_list(scope) else ""
 
 
-class EmbedJWTBearerGrant(JWTBearerGrant):  # type: ignore[misc]
+class EmbedJWTBearerGrant(JWTBearerGrant):
     """RFC 7523 jwt-bearer, as the classic embed flow uses it.
 
     Unlike plain RFC 7523 (where the assertion authenticates the client), the

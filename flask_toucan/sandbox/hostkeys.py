@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import requests
 from joserfc import jws, jwt
 from joserfc.errors import ExpiredTokenError, JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, KeySetSerialization
 
 from ..exceptions import InvalidTokenError
 
@@ -87,7 +87,7 @@ class HostKeys:
             raise InvalidTokenError("token is not a well-formed JWS") from None
         keys = self.keys_for(kid if isinstance(kid, str) else None)
         try:
-            key_set = KeySet.import_key_set(keys)  # type: ignore[arg-type]
+            key_set = KeySet.import_key_set(cast(KeySetSerialization, keys))
             decoded = jwt.decode(token, key_set, algorithms=list(ALGORITHMS))
         except (JoseError, ValueError, TypeError, KeyError):
             raise InvalidTokenError(

@@ -211,7 +211,10 @@ class McpEndpoint:
                 )
                 assert self._loop is not None
                 self._held = asyncio.run_coroutine_threadsafe(self._run_manager(), self._loop)
-                self._wsgi = ASGIMiddleware(app, loop=self._loop)  # type: ignore[arg-type]
+                # The SDK's Starlette app is an ASGI app; a2wsgi and starlette spell the
+                # ASGI callable's type differently, so it crosses as Any (no ignore to go stale).
+                asgi_app: Any = app
+                self._wsgi = ASGIMiddleware(asgi_app, loop=self._loop)
             return self._wsgi
 
     def _start_loop(self) -> None:

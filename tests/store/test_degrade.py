@@ -149,7 +149,9 @@ def test_redis_client_gets_short_timeouts_and_one_retry() -> None:
     kwargs = client.connection_pool.connection_kwargs
     assert kwargs["socket_connect_timeout"] == 0.25
     assert kwargs["socket_timeout"] == 0.3
-    assert client.get_retry().get_retries() == 1
+    retry = client.get_retry()
+    # Retry.get_retries() arrived in redis-py 6; the lowest supported (5.3) keeps the count as _retries.
+    assert (retry.get_retries() if hasattr(retry, "get_retries") else retry._retries) == 1
 
 
 def test_fakeredis_disconnected_is_store_unavailable() -> None:

@@ -757,6 +757,14 @@ SETTINGS: tuple[Setting, ...] = (
         _assistant_route,
         "assistant_route",
     ),
+    # -- ending logins from the provider's side (issue 20)
+    S(
+        "TOUCAN_BACKCHANNEL_LOGOUT",
+        False,
+        "add `POST {prefix}/backchannel-logout` (OIDC Back-Channel Logout 1.0; needs the OAuth client)",
+        _truthy,
+        "backchannel_logout",
+    ),
 )
 del S
 

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
-from flask import Blueprint, current_app, jsonify, redirect, request, session, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, request, session, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -58,9 +58,9 @@ else:
 
 #: Endpoints that answer JSON (every error too), never an HTML error page.
 #: The blueprint's JSON routes (errors as JSON, ``no-referrer``, ``nosniff``).
-JSON_ENDPOINTS = ("toucan.token", "toucan.jwks", "toucan.assistant_ask")
-#: Those whose answers hold a token or user data: never stored by a cache.
-NO_STORE_ENDPOINTS = ("toucan.token", "toucan.assistant_ask")
+JSON_ENDPOINTS = ("toucan.token", "toucan.jwks", "toucan.assistant_ask", "toucan.backchannel_logout")
+#: Those whose answers hold a token or user data (or must not be cached, Back-Channel Logout 2.8).
+NO_STORE_ENDPOINTS = ("toucan.token", "toucan.assistant_ask", "toucan.backchannel_logout")
 
 
 def handle_error(exc: ToucanError) -> Response:
@@ -215,6 +215,9 @@ def callback() -> Response:
     if not userinfo:
         raise LoginError("the identity provider sent no id_token (is 'openid' in the scope?)")
     claims = dict(userinfo)
+    # The provider's session id and the id_token, kept server-side with the login record
+    # (backchannel.record_login): Back-Channel Logout names the sid, RP logout sends the id_token.
+    g._toucan_provider_login = {"sid": userinfo.get("sid"), "id_token": token.get("id_token")}
     if get_state().config.fetch_userinfo and metadata.get("userinfo_endpoint"):
         claims = _merge_userinfo(client, token, claims)
     target = session.pop(SESSION_NEXT, None)

@@ -119,7 +119,7 @@ class LoginIndex:
             for record, found in zip(records, details, strict=True)
             if record is not None
             and isinstance(found, dict)
-            and _matches(found, sub=sub, sid=None, issuer=issuer)  # noqa: E501
+            and _matches(found, sub=sub, sid=None, issuer=issuer)
         )
 
     def _ids(self, key: str) -> list[str]:

@@ -19,7 +19,7 @@ from flask import Blueprint, current_app, g, jsonify, redirect, request, session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from . import csrf, guards, identity, issuing, page
+from . import csrf, guards, identity, issuing, page, rp_logout
 from .components import loggable_code
 from .config import ToucanConfig
 from .exceptions import (
@@ -140,6 +140,7 @@ def create_blueprint(config: ToucanConfig, template_folder: str) -> Blueprint:
     bp.add_url_rule("/login", "login", login, methods=["GET"])
     bp.add_url_rule("/callback", "callback", callback, methods=["GET"])
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    bp.add_url_rule("/logged-out", "logged_out", logged_out, methods=["GET"])
     # GET is routed too, only to answer 405 in JSON (a routing-level 405 would be
     # werkzeug's HTML page: blueprint error handlers do not see routing errors).
     bp.add_url_rule("/token", "token", refresh_token, methods=["GET", "POST"])
@@ -247,10 +248,27 @@ def logout() -> Response:
     sid = session.get(SESSION_ID)
     if sid is not None and not csrf.check_token(current_app, token, sid, state.config.csrf_max_age):
         raise CSRFError("missing or invalid CSRF token")
+    at_provider = rp_logout.provider_logout(state)  # before the login's details go
     identity.logout_user()
     session.clear()
     target = safe_next(request.form.get("next")) or state.config.logout_redirect
+    if at_provider is not None:
+        url, logout_state = at_provider
+        session[rp_logout.SESSION_LOGOUT] = {"state": logout_state, "next": target}
+        return redirect(url)
     return redirect(target)
+
+
+def logged_out() -> Response:
+    """Where the provider sends the browser after RP-initiated logout: on to the logout's ``next``.
+
+    Only with the ``state`` sent to the provider; anything else goes to ``TOUCAN_LOGOUT_REDIRECT``.
+    """
+    pending = session.pop(rp_logout.SESSION_LOGOUT, None)
+    fallback = get_state().config.logout_redirect
+    if isinstance(pending, dict) and pending.get("state") == request.args.get("state"):
+        return redirect(safe_next(pending.get("next")) or fallback)
+    return redirect(fallback)
 
 
 # ------------------------------------------------------------------- refresh

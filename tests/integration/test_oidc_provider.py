@@ -91,6 +91,8 @@ def browse(http: requests.Session, url: str, login: str, *, stop_at: str) -> req
                 fields[attrs["name"]] = unescape(attrs.get("value", ""))
         if "login" in fields:
             fields.update(login=login, password="any")
+        if "xsrf" in fields:  # the provider's logout confirmation: "Yes, sign me out" (its button)
+            fields["logout"] = "yes"
         url, method, data = urljoin(url, unescape(form.group(1))), "POST", fields
     raise AssertionError("too many hops")
 
@@ -132,3 +134,42 @@ def test_end_sessions_ends_a_login_made_through_the_provider(oidc_provider: Any,
     with host.app.test_request_context():
         assert host.toucan.end_sessions(sub="alice") == 1
     assert host.whoami() == {"sub": None}
+
+
+def test_logout_also_ends_the_providers_session_rp_initiated(oidc_provider: Any, live_server: Any) -> None:
+    host = Host(oidc_provider, live_server, TOUCAN_LOGOUT_REDIRECT="/bye")
+
+    @host.app.get("/csrf")
+    def csrf() -> Any:
+        return {"token": host.toucan.csrf_token()}
+
+    log_in(host)
+    cookie = host.http.cookies.get("session", domain="127.0.0.1")
+    in_cookie = host.app.session_interface.get_signing_serializer(host.app).loads(cookie)  # type: ignore[attr-defined]
+    assert "eyJ" not in str(in_cookie)  # the id_token (a JWT) stays server-side
+    token = host.http.get(f"{host.url}/csrf", timeout=10).json()["token"]
+    out = host.http.post(f"{host.url}/toucan/logout", data={"csrf_token": token}, allow_redirects=False)
+    assert out.status_code == 302
+    at_provider = out.headers["Location"]
+    params = {k: v[0] for k, v in parse_qs(urlsplit(at_provider).query).items()}
+    assert at_provider.startswith(f"{oidc_provider.url}/session/end?")
+    assert params["post_logout_redirect_uri"] == f"{host.url}/toucan/logged-out"
+    assert params["client_id"] == host.client_id and params["id_token_hint"] and params["state"]
+    assert host.whoami() == {"sub": None}  # the local login ended at once
+    # The provider's logout confirmation form, then back to us with the state, then /bye.
+    back = browse(host.http, at_provider, "alice", stop_at=f"{host.url}/toucan/logged-out")
+    assert back.status_code == 302 and back.headers["Location"].endswith("/bye"), back.headers
+    # The provider's session is gone: a new login asks for the password again.
+    start = host.http.get(f"{host.url}/toucan/login", allow_redirects=False, timeout=10)
+    page = host.http.get(start.headers["Location"], timeout=10)
+    assert 'name="password"' in page.text
+
+
+def test_a_logged_out_visit_with_a_wrong_state_goes_to_the_logout_redirect(
+    oidc_provider: Any, live_server: Any
+) -> None:
+    host = Host(oidc_provider, live_server, TOUCAN_LOGOUT_REDIRECT="/bye")
+    resp = host.http.get(
+        f"{host.url}/toucan/logged-out?state=forged&next=https://evil.test/", allow_redirects=False
+    )
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/bye")

@@ -149,3 +149,20 @@ def _matches(details: dict[str, Any], *, sub: str | None, sid: str | None, issue
     if sub is not None and details.get("sub") != sub:
         return False
     return sid is None or details.get("sid") == sid
+
+
+def count_all(store: Any, registry: SessionRegistry) -> int | None:
+    """Every live login in a shared Redis store (``SCAN``, never ``KEYS``); ``None`` for other stores.
+
+    The memory store lives inside each worker and the file store names its
+    files by hash: neither can be counted from another process.
+    """
+    inner = getattr(store, "inner", store)
+    client, key_prefix = getattr(inner, "client", None), getattr(inner, "key_prefix", None)
+    if client is None or not isinstance(key_prefix, str):
+        return None
+    pattern = key_prefix + registry.prefix + "*"
+    counted: int = store.breaker.call(
+        "scan", lambda: sum(1 for _ in client.scan_iter(match=pattern, count=1000))
+    )
+    return counted

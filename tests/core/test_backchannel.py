@@ -20,6 +20,7 @@ from joserfc.jwk import OctKey, RSAKey
 from flask_toucan import Toucan
 from flask_toucan.logout_token import BACKCHANNEL_EVENT
 
+from ..waiting import wait_until
 from .helpers import API_KEY, SECRET_KEY
 
 ISSUER = "https://idp.test"
@@ -178,3 +179,41 @@ def test_end_sessions_counts_and_ends_the_subjects_logins(host: tuple[Flask, Tou
         assert toucan.end_sessions(sub="alice") == 0
     assert one.get("/whoami").text == two.get("/whoami").text == "anonymous"
     assert bob.get("/whoami").text == "bob"
+
+
+def test_cli_sessions_end_and_count(host: tuple[Flask, Toucan]) -> None:
+    app, _ = host
+    one, bob = logged_in(app), logged_in(app, "bob", "s3")
+    runner = app.test_cli_runner()
+    counted = runner.invoke(args=["toucan", "sessions", "count", "--sub", "alice"])
+    assert counted.exit_code == 0 and counted.output.strip() == "1", counted.output
+    ended = runner.invoke(args=["toucan", "sessions", "end", "--sub", "alice"])
+    assert ended.exit_code == 0 and ended.output.strip() == "ended 1 login(s)", ended.output
+    assert one.get("/whoami").text == "anonymous" and bob.get("/whoami").text == "bob"
+    assert runner.invoke(args=["toucan", "sessions", "count", "--sub", "alice"]).output.strip() == "0"
+    # The memory store lives in each worker: no global count from a CLI process.
+    everything = runner.invoke(args=["toucan", "sessions", "count"])
+    assert everything.exit_code != 0 and "--sub" in everything.output
+    assert runner.invoke(args=["toucan", "sessions", "end"]).exit_code != 0  # --sub is required
+
+
+def test_cli_sessions_count_all_with_a_redis_store(redis_server: Any) -> None:
+    app, _ = make(TOUCAN_STORE=redis_server.url)
+    logged_in(app)
+    logged_in(app, "bob", "s3")
+    counted = app.test_cli_runner().invoke(args=["toucan", "sessions", "count"])
+    assert counted.exit_code == 0 and counted.output.strip() == "2", counted.output
+
+
+def test_back_channel_logout_with_the_redis_store_and_its_near_cache(redis_server: Any) -> None:
+    # Two apps on one Redis: two workers, each with its own near cache of login records.
+    first, _ = make(TOUCAN_STORE=redis_server.url)
+    second, _ = make(TOUCAN_STORE=redis_server.url)
+    alice = logged_in(first)
+    cookie = alice.get_cookie("session").value
+    on_second = second.test_client()
+    on_second.set_cookie("session", cookie)
+    assert on_second.get("/whoami").text == "alice"  # now cached in the second worker's near cache
+    assert post(first, logout_token()).status_code == 200
+    wait_until(lambda: on_second.get("/whoami").text == "anonymous", what="the near cache to drop the record")
+    assert alice.get("/whoami").text == "anonymous"

@@ -217,3 +217,10 @@ def test_back_channel_logout_with_the_redis_store_and_its_near_cache(redis_serve
     assert post(first, logout_token()).status_code == 200
     wait_until(lambda: on_second.get("/whoami").text == "anonymous", what="the near cache to drop the record")
     assert alice.get("/whoami").text == "anonymous"
+
+
+def test_the_login_index_never_evicts_a_login_record_of_the_memory_store() -> None:
+    app, _ = make(TOUCAN_STORE_MAX_SESSIONS=2)
+    first, second = logged_in(app), logged_in(app, "bob", "s2")
+    # Two logins fill the records' capacity; their details and indexes live in a map of their own.
+    assert first.get("/whoami").text == "alice" and second.get("/whoami").text == "bob"

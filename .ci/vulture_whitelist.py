@@ -50,3 +50,4 @@ __getattr__
 
 # http.server's StreamRequestHandler reads wbufsize (bench/upstream.py: one write per answer).
 _.wbufsize
+_._toucan_provider_login  # g attribute set by views.callback, read by backchannel.record_login

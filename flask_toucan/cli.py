@@ -14,7 +14,13 @@ import click
 from flask.cli import AppGroup
 
 #: ``flask toucan <name>`` -> the command's name in :mod:`flask_toucan.commands`.
-COMMANDS = {"check": "check", "jwks": "jwks_command", "keygen": "keygen", "mint": "mint"}
+COMMANDS = {
+    "check": "check",
+    "jwks": "jwks_command",
+    "keygen": "keygen",
+    "mint": "mint",
+    "sessions": "sessions_group",
+}
 
 
 class _ToucanGroup(AppGroup):

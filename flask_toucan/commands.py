@@ -23,11 +23,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import issuing, live_check
+from .backchannel import end_sessions, index
 from .config import ToucanConfig
 from .exceptions import ToucanError
 from .http import redact_url
 from .keys import generate_private_key_pem, load_signing_key
 from .schema import describe as describe_schema
+from .sessions import count_all
 from .state import get_state
 from .store import describe_near_cache, describe_store
 from .user import ToucanUser
@@ -157,3 +159,40 @@ def _summary(c: ToucanConfig) -> None:
         f"http: connect {c.connect_timeout}s, idle read {c.read_timeout}s, "
         f"deadline {c.deadline}s, retries {c.retries}"
     )
+
+
+@click.group("sessions")
+def sessions_group() -> None:
+    """Count or end users' logins (the server-side login records in the store)."""
+
+
+@sessions_group.command("end")
+@click.option("--sub", required=True, help="the user's subject (the identity provider's 'sub')")
+@click.option("--issuer", default=None, help="only logins from this issuer (default: any)")
+@with_appcontext
+def sessions_end(sub: str, issuer: str | None) -> None:
+    """End every live login of a user, on every worker: their next request is anonymous."""
+    try:
+        ended = end_sessions(sub=sub, issuer=issuer)
+    except ToucanError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"ended {ended} login(s)")
+
+
+@sessions_group.command("count")
+@click.option("--sub", default=None, help="only this user's logins")
+@click.option("--issuer", default=None, help="with --sub: only logins from this issuer")
+@with_appcontext
+def sessions_count(sub: str | None, issuer: str | None) -> None:
+    """How many live logins there are (all of them: Redis store only), or one user's."""
+    state = get_state()
+    try:
+        count = index(state).count(sub=sub, issuer=issuer) if sub else count_all(state.store, state.sessions)
+    except ToucanError as exc:
+        raise click.ClickException(exc.message) from None
+    if count is None:
+        raise click.ClickException(
+            "this store cannot be counted from outside the app's workers (the memory store lives in "
+            "each worker; the file store hashes its keys): use --sub, or a Redis store"
+        )
+    click.echo(str(count))

@@ -93,6 +93,10 @@ class ToucanConfig:
     store_near_cache: int = 10_000
     store_lock_ttl: float | None = None
     store_ca_bundle: str | None = None
+    # ending logins from the provider's side
+    backchannel_logout: bool = False
+    rp_initiated_logout: bool = True
+    post_logout_redirect_uri: str | None = None
 
     def __init__(self, **values: Any) -> None:
         unknown = values.keys() - set(self._fields)

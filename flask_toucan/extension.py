@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g
 
-from . import components, csrf, identity, issuing, oauth_client, views
+from . import backchannel, components, csrf, identity, issuing, oauth_client, signals, views
 from .cache import TokenCache
 from .cli import toucan_cli
 from .config import ToucanConfig
@@ -227,6 +227,14 @@ class Toucan:
             state.transport, state.config.server_url, lambda kind: issuing.issue_for(kind).token
         )
 
+    def end_sessions(self, *, sub: str, issuer: str | None = None) -> int:
+        """End every live login of ``sub`` (from ``issuer``, or any): the next request is anonymous.
+
+        Returns how many logins were live. Works on every worker at once: the
+        login records live in the store (see :mod:`flask_toucan.backchannel`).
+        """
+        return backchannel.end_sessions(sub=sub, issuer=issuer)
+
     def csrf_token(self) -> str:
         """The CSRF token for this session (send it in ``TOUCAN_CSRF_HEADER``)."""
         return csrf.session_token()
@@ -263,7 +271,10 @@ def _register(app: Flask, config: ToucanConfig) -> None:
         from . import assistant_views
 
         assistant_views.add_routes(blueprint)
+    if config.backchannel_logout:
+        backchannel.add_routes(blueprint)
     app.register_blueprint(blueprint)
+    signals.user_logged_in.connect(backchannel.record_login, sender=app, weak=False)
     if config.error_handlers:
         app.register_error_handler(ToucanError, views.handle_error)
         app.register_error_handler(StoreUnavailable, handle_store_unavailable)

@@ -37,6 +37,9 @@ log = logging.getLogger("flask_toucan")
 DEFAULT_MAX_TOKENS = 100_000
 DEFAULT_MAX_SESSIONS = 100_000
 TOKEN_PREFIX = "tok:"  # noqa: S105 - a key prefix, not a password
+#: What :mod:`flask_toucan.sessions` and the back-channel route keep beside the login records
+#: (details, indexes, used ``jti``): a map of their own, so they never evict a login record.
+INDEX_PREFIXES = ("login:", "logins:", "bcl:")
 _PLAIN = (str, bytes, int, float)
 
 
@@ -99,6 +102,8 @@ class MemoryStore(BaseCache):
         self._lock = threading.Lock()
         self.tokens = BoundedLRU(max_tokens)
         self.records = BoundedLRU(max_sessions, on_evict=self._record_lost)
+        # Up to three entries per login (details, subject index, provider-session index).
+        self.index = BoundedLRU(3 * max_sessions)
 
     def __repr__(self) -> str:
         return f"MemoryStore(max_tokens={self.tokens.capacity}, max_sessions={self.records.capacity})"
@@ -113,7 +118,9 @@ class MemoryStore(BaseCache):
         )
 
     def _map(self, key: str) -> BoundedLRU:
-        return self.tokens if key.startswith(TOKEN_PREFIX) else self.records
+        if key.startswith(TOKEN_PREFIX):
+            return self.tokens
+        return self.index if key.startswith(INDEX_PREFIXES) else self.records
 
     def _expiry(self, timeout: Any) -> float:
         timeout = self._normalize_timeout(timeout)
@@ -153,6 +160,7 @@ class MemoryStore(BaseCache):
         with self._lock:
             self.tokens.clear()
             self.records.clear()
+            self.index.clear()
         return True
 
     def inc(self, key: str, delta: int = 1) -> int:

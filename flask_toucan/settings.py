@@ -757,6 +757,29 @@ SETTINGS: tuple[Setting, ...] = (
         _assistant_route,
         "assistant_route",
     ),
+    # -- ending logins from the provider's side (issue 20)
+    S(
+        "TOUCAN_BACKCHANNEL_LOGOUT",
+        False,
+        "add `POST {prefix}/backchannel-logout` (OIDC Back-Channel Logout 1.0; needs the OAuth client)",
+        _truthy,
+        "backchannel_logout",
+    ),
+    S(
+        "TOUCAN_RP_INITIATED_LOGOUT",
+        True,
+        "`POST {prefix}/logout` also ends the provider's session at its `end_session_endpoint`",
+        _truthy,
+        "rp_initiated_logout",
+    ),
+    S(
+        "TOUCAN_POST_LOGOUT_REDIRECT_URI",
+        None,
+        "the `post_logout_redirect_uri` registered at the provider (absolute URL)",
+        _as_is,
+        "post_logout_redirect_uri",
+        "`{prefix}/logged-out` on this host",
+    ),
 )
 del S
 

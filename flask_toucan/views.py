@@ -15,11 +15,11 @@ from typing import Any
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
-from flask import Blueprint, current_app, jsonify, redirect, request, session, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, request, session, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from . import csrf, guards, identity, issuing, page
+from . import csrf, guards, identity, issuing, page, rp_logout
 from .components import loggable_code
 from .config import ToucanConfig
 from .exceptions import (
@@ -58,9 +58,9 @@ else:
 
 #: Endpoints that answer JSON (every error too), never an HTML error page.
 #: The blueprint's JSON routes (errors as JSON, ``no-referrer``, ``nosniff``).
-JSON_ENDPOINTS = ("toucan.token", "toucan.jwks", "toucan.assistant_ask")
-#: Those whose answers hold a token or user data: never stored by a cache.
-NO_STORE_ENDPOINTS = ("toucan.token", "toucan.assistant_ask")
+JSON_ENDPOINTS = ("toucan.token", "toucan.jwks", "toucan.assistant_ask", "toucan.backchannel_logout")
+#: Those whose answers hold a token or user data (or must not be cached, Back-Channel Logout 2.8).
+NO_STORE_ENDPOINTS = ("toucan.token", "toucan.assistant_ask", "toucan.backchannel_logout")
 
 
 def handle_error(exc: ToucanError) -> Response:
@@ -140,6 +140,7 @@ def create_blueprint(config: ToucanConfig, template_folder: str) -> Blueprint:
     bp.add_url_rule("/login", "login", login, methods=["GET"])
     bp.add_url_rule("/callback", "callback", callback, methods=["GET"])
     bp.add_url_rule("/logout", "logout", logout, methods=["POST"])
+    bp.add_url_rule("/logged-out", "logged_out", logged_out, methods=["GET"])
     # GET is routed too, only to answer 405 in JSON (a routing-level 405 would be
     # werkzeug's HTML page: blueprint error handlers do not see routing errors).
     bp.add_url_rule("/token", "token", refresh_token, methods=["GET", "POST"])
@@ -215,6 +216,9 @@ def callback() -> Response:
     if not userinfo:
         raise LoginError("the identity provider sent no id_token (is 'openid' in the scope?)")
     claims = dict(userinfo)
+    # The provider's session id and the id_token, kept server-side with the login record
+    # (backchannel.record_login): Back-Channel Logout names the sid, RP logout sends the id_token.
+    g._toucan_provider_login = {"sid": userinfo.get("sid"), "id_token": token.get("id_token")}
     if get_state().config.fetch_userinfo and metadata.get("userinfo_endpoint"):
         claims = _merge_userinfo(client, token, claims)
     target = session.pop(SESSION_NEXT, None)
@@ -244,10 +248,27 @@ def logout() -> Response:
     sid = session.get(SESSION_ID)
     if sid is not None and not csrf.check_token(current_app, token, sid, state.config.csrf_max_age):
         raise CSRFError("missing or invalid CSRF token")
+    at_provider = rp_logout.provider_logout(state)  # before the login's details go
     identity.logout_user()
     session.clear()
     target = safe_next(request.form.get("next")) or state.config.logout_redirect
+    if at_provider is not None:
+        url, logout_state = at_provider
+        session[rp_logout.SESSION_LOGOUT] = {"state": logout_state, "next": target}
+        return redirect(url)
     return redirect(target)
+
+
+def logged_out() -> Response:
+    """Where the provider sends the browser after RP-initiated logout: on to the logout's ``next``.
+
+    Only with the ``state`` sent to the provider; anything else goes to ``TOUCAN_LOGOUT_REDIRECT``.
+    """
+    pending = session.pop(rp_logout.SESSION_LOGOUT, None)
+    fallback = get_state().config.logout_redirect
+    if isinstance(pending, dict) and pending.get("state") == request.args.get("state"):
+        return redirect(safe_next(pending.get("next")) or fallback)
+    return redirect(fallback)
 
 
 # ------------------------------------------------------------------- refresh

@@ -20,6 +20,9 @@ from flask_toucan.serving import ThreadedServer
 # overridden to drop the app context it keeps pushed; see oidc_fixtures).
 from .core.oidc_fixtures import iam_server  # noqa: F401 - pytest fixture
 
+# A second real provider: node-oidc-provider (back-channel and RP-initiated logout, refresh tokens).
+from .oidc_provider_fixture import oidc_provider  # noqa: F401 - pytest fixture
+
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

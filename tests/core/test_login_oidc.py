@@ -367,7 +367,9 @@ def test_two_provider_users_with_one_email_are_two_users(make_host: Any, iam_ser
 # ------------------------------------------------------------------ logout
 @integration
 def test_logout_requires_csrf_and_sticks(make_host: Any, idp_user: Any) -> None:
-    host: Host = make_host(TOUCAN_LOGOUT_REDIRECT="/bye")
+    host: Host = make_host(
+        TOUCAN_LOGOUT_REDIRECT="/bye", TOUCAN_RP_INITIATED_LOGOUT=False
+    )  # local logout; RP logout: test_oidc_provider
     consent(host, idp_user)
     assert host.login().status_code == 302
     assert host.me() is not None

@@ -114,10 +114,7 @@ class SignedMinter:
         return f"SignedMinter(kid={self._keys.current.kid!r}, exchange={self._config.exchange_url!r})"
 
     def claims_for(self, request: MintRequest, now: float | None = None) -> dict[str, object]:
-        return self.assertion_for(request, now).claims
-
-    def assertion_for(self, request: MintRequest, now: float | None = None) -> signing.Assertion:
-        """The claims for ``request`` and their payload JSON (see :func:`signing.build_assertion`)."""
+        """The assertion's claims for ``request`` (see :func:`signing.build_claims`)."""
         c = self._config
         assert c.issuer and c.audience
         context = request.classic if request.classic is not None else ClassicContext()
@@ -126,7 +123,7 @@ class SignedMinter:
                 "embed_context.secrets need TOUCAN_EXCHANGE_URL: without the exchange the signed "
                 "token goes to the page; no token was issued"
             )
-        return signing.build_assertion(
+        return signing.build_claims(
             subject=c.assertion_subject,
             username=request.user.distinct_id,
             attributes=request.attributes,
@@ -140,8 +137,8 @@ class SignedMinter:
 
     def mint(self, request: MintRequest) -> tuple[EmbedToken, float]:
         now = time.time()
-        claims, payload = self.assertion_for(request, now)
-        assertion = signing.sign(claims, self._keys.current, payload=payload)
+        claims = self.claims_for(request, now)
+        assertion = signing.sign(claims, self._keys.current)
         kept = signing.without_secrets(claims)
         if self._client is None or self._config.exchange_url is None:
             ttl = self._config.token_ttl

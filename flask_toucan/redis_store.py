@@ -30,19 +30,22 @@ from .exceptions import ConfigurationError
 from .nearcache import NearCache
 
 SENTINEL = "redis+sentinel://"
+#: Commands that only read: sent once more after a timeout or a lost connection (a repeat changes nothing).
+IDEMPOTENT = frozenset({"GET", "MGET", "EXISTS", "TTL", "PTTL"})
 CLUSTER = "redis+cluster://"
 
 
 def redis_options(connect_timeout: float, timeout: float) -> dict[str, Any]:
     """Options of the store's client (which also counts the rate limit).
 
-    Short socket timeouts, and one immediate retry: redis-py's default is three
-    retries with back-off, which against a dead server multiplies every
-    request's wait; one retry is enough to replace a pooled connection that a
-    Redis restart closed.
+    Short socket timeouts, and one immediate retry after a lost connection only:
+    redis-py's default is three retries with back-off, which against a dead
+    server multiplies every request's wait, and it retries after a timeout too,
+    when the command may already have run (an ``INCR`` would count twice).
     """
     try:
         from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.retry import Retry
     except ImportError:
         raise ConfigurationError(
@@ -51,7 +54,7 @@ def redis_options(connect_timeout: float, timeout: float) -> dict[str, Any]:
     return {
         "socket_connect_timeout": connect_timeout,
         "socket_timeout": timeout,
-        "retry": Retry(NoBackoff(), 1),
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
 
 
@@ -217,10 +220,13 @@ class RedisStore:
     redis-py's per-command path (pool checkout with a readiness poll,
     response callbacks, retry wrapper) cost more than the round trip itself
     on a cached page. A connection whose exchange failed is closed before it
-    is used again (no reply is ever left unread on it), and a failed exchange
-    is tried once more on a fresh connection (a Redis restart closed the old
-    one). With a Cluster the commands go through redis-py's non-transactional
-    pipeline, which routes a slot's keys to its node.
+    is used again (no reply is ever left unread on it). A failed exchange is
+    tried once more, on a fresh connection, only when every command in it is a
+    read (:data:`IDEMPOTENT`): a write that timed out may have run, and running
+    ``INCRBY`` or ``SET NX`` twice counts twice or reports ``False`` for its own
+    write. Before a write, a connection the server closed (a restart) is
+    replaced, as redis-py's pool does at checkout. With a Cluster the commands
+    go through redis-py's non-transactional pipeline, which routes a slot's keys to its node.
 
     ``near_cache`` > 0 (one server only): a copy of up to that many login
     records and tokens in this process, kept true by Redis's invalidation
@@ -250,7 +256,7 @@ class RedisStore:
         from redis.exceptions import ConnectionError as Disconnected
         from redis.exceptions import TimeoutError as TimedOut
 
-        #: After these the exchange is tried once more, on a fresh connection.
+        #: After these a read-only exchange is tried once more, on a fresh connection.
         self._retryable = (Disconnected, TimedOut, OSError)
 
     def __repr__(self) -> str:
@@ -264,19 +270,39 @@ class RedisStore:
             for command in commands:
                 pipe.execute_command(*command)
             return list(pipe.execute())
+        reads_only = all(command[0] in IDEMPOTENT for command in commands)
         try:
-            return self._exchange(commands)
+            return self._exchange(commands, reads_only)
         except self._retryable:
-            return self._exchange(commands)
+            if not reads_only:
+                raise  # it may have run: never twice
+            return self._exchange(commands, reads_only)
 
-    def _exchange(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    def _exchange(self, commands: list[tuple[Any, ...]], reads_only: bool) -> list[Any]:
         conn = self._connection()
+        if not reads_only:
+            self._ensure_open(conn)
         try:
             conn.send_packed_command(conn.pack_commands(commands), check_health=False)
             return [conn.read_response() for _ in commands]
         except BaseException:
             conn.disconnect()  # replies may be left unread: the next exchange reconnects
             raise
+
+    def _ensure_open(self, conn: Any) -> None:
+        """Reconnect ``conn`` if the server closed it while idle (nothing of ours is unread on it).
+
+        What redis-py's pool checks at checkout (``can_read`` on an idle connection means
+        the server hung up or sent something unasked), so a write after a Redis restart is
+        sent once, on a live connection, instead of failing on the dead one.
+        """
+        try:
+            stale = conn.can_read(timeout=0)
+        except self._retryable:
+            stale = True
+        if stale:
+            conn.disconnect()
+            conn.connect()
 
     def _connection(self) -> Any:
         """This thread's connection (taken from the pool once; a forked child takes its own).

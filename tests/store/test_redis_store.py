@@ -161,3 +161,60 @@ def test_an_error_reply_mid_exchange_leaves_no_reply_unread(redis_server: Any) -
     assert store.get("sid:{u}s") == "alice"
     # Redis ran the failed call's later INCR too (a pipeline is not a transaction): 2, not 1.
     assert inner.read(["sid:{u}s"], [("rl:{u}s:other", 60)]) == (["alice"], [2])
+
+
+def time_out_once(monkeypatch: Any) -> list[bytes]:
+    """The first reply read after this times out (the command was sent and ran); the sends, recorded."""
+    sends = count_sends(monkeypatch)
+    real = redis.connection.AbstractConnection.read_response
+    state = {"armed": True}
+
+    def flaky(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if state["armed"]:
+            state["armed"] = False
+            real(self, *args, **kwargs)  # Redis answered: the command ran
+            raise redis.TimeoutError("Timeout reading from socket")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "read_response", flaky)
+    return sends
+
+
+def test_a_timed_out_incrby_is_not_sent_again(redis_server: Any, monkeypatch: Any) -> None:
+    inner = make_store(redis_server.url).inner
+    inner.set("n", 1)
+    sends = time_out_once(monkeypatch)
+    with pytest.raises(redis.TimeoutError):
+        inner.inc("n", 5)
+    assert len(sends) == 1  # and no reconnect to send it again
+    assert raw(redis_server).get("toucan:n") == b"6"  # counted once, not twice
+
+
+def test_a_timed_out_set_nx_is_not_sent_again(redis_server: Any, monkeypatch: Any) -> None:
+    """A repeat would find its own write and report ``False``: the add's caller would think it lost."""
+    inner = make_store(redis_server.url).inner
+    inner.get("warm")
+    sends = time_out_once(monkeypatch)
+    with pytest.raises(redis.TimeoutError):
+        inner.add("lock", "mine", timeout=30)
+    assert len(sends) == 1
+    assert inner.get("lock") == "mine"
+
+
+def test_a_timed_out_get_is_read_again(redis_server: Any, monkeypatch: Any) -> None:
+    inner = make_store(redis_server.url).inner
+    inner.set("k", "v")
+    sends = time_out_once(monkeypatch)
+    assert inner.get("k") == "v"
+    assert [s for s in sends if b"GET" in b"".join(s)] == [sends[0], sends[0]]  # sent twice
+
+
+def test_a_write_after_redis_closed_the_connection_is_sent_once_and_succeeds(
+    redis_server: Any, monkeypatch: Any
+) -> None:
+    inner = make_store(redis_server.url).inner
+    inner.set("n", 1)
+    raw(redis_server).client_kill_filter(_type="normal", skipme=True)  # every pooled connection dies
+    sends = count_sends(monkeypatch)
+    assert inner.inc("n") == 2
+    assert len([s for s in sends if b"INCRBY" in b"".join(s)]) == 1

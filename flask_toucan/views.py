@@ -15,15 +15,14 @@ from typing import Any
 import requests
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import MismatchingStateError, OAuthError
-from flask import Blueprint, current_app, jsonify, redirect, request, session, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, request, session, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from . import csrf, guards, identity, issuing, page
+from . import csrf, guards, identity, issuing, liveness, page
 from .components import loggable_code
 from .config import ToucanConfig
 from .exceptions import (
-    AuthenticationRequired,
     BadRequest,
     ConfigurationError,
     CSRFError,
@@ -58,9 +57,9 @@ else:
 
 #: Endpoints that answer JSON (every error too), never an HTML error page.
 #: The blueprint's JSON routes (errors as JSON, ``no-referrer``, ``nosniff``).
-JSON_ENDPOINTS = ("toucan.token", "toucan.jwks", "toucan.assistant_ask")
+JSON_ENDPOINTS = ("toucan.token", "toucan.jwks", "toucan.assistant_ask", "toucan.activity")
 #: Those whose answers hold a token or user data: never stored by a cache.
-NO_STORE_ENDPOINTS = ("toucan.token", "toucan.assistant_ask")
+NO_STORE_ENDPOINTS = ("toucan.token", "toucan.assistant_ask", "toucan.activity")
 
 
 def handle_error(exc: ToucanError) -> Response:
@@ -218,7 +217,8 @@ def callback() -> Response:
     if get_state().config.fetch_userinfo and metadata.get("userinfo_endpoint"):
         claims = _merge_userinfo(client, token, claims)
     target = session.pop(SESSION_NEXT, None)
-    identity.login_user(claims, issuer=issuer)
+    # The provider's tokens stay server-side (the login record's idp: key), for revalidation.
+    identity.login_user(claims, issuer=issuer, provider_token=token)
     return redirect(safe_next(target) or get_state().config.login_redirect)
 
 
@@ -378,7 +378,7 @@ def checked_post(
         guards.check_same_origin(req.headers, req.host)
     user = identity.current_user()
     if user is None:
-        raise AuthenticationRequired("the session has ended; log in again")
+        raise liveness.ended_error(g)  # SessionExpired (code session_expired) after a timeout
     token = req.headers.get(state.config.csrf_header)
     sid = csrf.require(token) if at is None else csrf.require(token, at.app, state.config, at.at.session)
     if state.limiter is not None:

@@ -319,7 +319,7 @@ def _idp_revalidate(value: Any, ctx: Context) -> int | None:
     """``None``: the default (300 s when the provider issued a refresh token); ``0``: off."""
     if value is None:
         return None
-    return _seconds_or_off("TOUCAN_IDP_REVALIDATE")(value, ctx)
+    return int(_seconds_or_off("TOUCAN_IDP_REVALIDATE")(value, ctx))
 
 
 def _csrf_max_age(value: Any, ctx: Context) -> int:

@@ -60,6 +60,9 @@ class ToucanConfig:
     session_claims: tuple[str, ...] | None
     fetch_userinfo: bool
     session_lifetime: int
+    session_idle_timeout: int = 1800
+    #: ``None``: 300 s when the provider issued a refresh token; ``0``: off.
+    idp_revalidate: int | None = None
     connect_timeout: float
     deadline: float
     retries: int

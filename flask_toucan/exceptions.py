@@ -46,6 +46,27 @@ class AuthenticationRequired(ToucanError):
     code = "not_authenticated"
 
 
+class SessionExpired(AuthenticationRequired):
+    """The login ended on the server: idle timeout, absolute lifetime, or the provider's word.
+
+    Still a 401 (pages show the log-in placeholder, the refresh script stops
+    and dispatches ``toucan:session-expired``); ``reason`` says which:
+    ``idle``, ``lifetime`` or ``revoked`` (the identity provider refused the
+    refresh token, or named another subject).
+    """
+
+    code = "session_expired"
+
+    def __init__(self, message: str, *, reason: str = "idle") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["reason"] = self.reason
+        return body
+
+
 class LoginError(ToucanError):
     """The OpenID Connect callback failed (state, id_token, provider error)."""
 
@@ -169,6 +190,7 @@ __all__ = [
     "LoginError",
     "PermissionDenied",
     "RateLimited",
+    "SessionExpired",
     "StoreUnavailable",
     "ToucanError",
     "UpstreamError",

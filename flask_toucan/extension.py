@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g
 
-from . import backchannel, components, csrf, identity, issuing, oauth_client, signals, views
+from . import activity_views, backchannel, components, csrf, identity, issuing, oauth_client, signals, views
 from .cache import TokenCache
 from .cli import toucan_cli
 from .config import ToucanConfig
@@ -253,7 +253,7 @@ def _build_state(manager: Toucan, config: ToucanConfig, oauth: Any) -> ToucanSta
         oauth_client=oauth_client.resolve(oauth, config.oauth_client),
         transport=transport,
         store=store,
-        sessions=SessionRegistry(store, config.session_lifetime),
+        sessions=SessionRegistry(store, config.session_lifetime, config.session_idle_timeout),
         service=make_service(config, transport, TokenCache(store, config.margin_for)),
         limiter=limiter,
         mappers=manager.mappers,
@@ -267,6 +267,7 @@ def _register(app: Flask, config: ToucanConfig) -> None:
     blueprint = views.create_blueprint(config, _template_folder())
     # Pages and login views get an HTML 503, the refresh endpoint JSON (degrade.py).
     blueprint.register_error_handler(StoreUnavailable, handle_store_unavailable)
+    activity_views.add_routes(blueprint)
     if config.assistant_route:  # opt-in (the `mcp` extra): its module loads only then
         from . import assistant_views
 

@@ -31,8 +31,8 @@ from typing import Any
 from flask import Flask, current_app, g, has_request_context, session
 from werkzeug.local import LocalProxy
 
-from . import signals
-from .exceptions import LoginError, StoreUnavailable
+from . import liveness, revalidation, signals
+from .exceptions import LoginError, StoreUnavailable, ToucanError
 from .state import DEFAULT_ISSUER, SESSION_ID, SESSION_USER, ToucanState, get_state, subject_key
 from .store import user_tag
 from .user import MAX_SESSION_CLAIMS_BYTES, PROTOCOL_CLAIMS, ToucanUser
@@ -59,19 +59,29 @@ def user_from_claims(state: ToucanState, claims: Mapping[str, Any], issuer: str 
     return ToucanUser(iss, subject, kept)
 
 
-def login_user(claims: Mapping[str, Any], *, issuer: str | None = None) -> ToucanUser:
+def login_user(
+    claims: Mapping[str, Any], *, issuer: str | None = None, provider_token: Mapping[str, Any] | None = None
+) -> ToucanUser:
     """Log a user in from identity claims (``sub`` required; ``iss`` or ``issuer``).
 
-    Clears and rotates the session (no fixation), opens a server-side session
-    record, and keeps only a small set of claims.
+    Clears and rotates the session (no fixation: the pre-login record is
+    deleted and the new one gets a new random id), opens a server-side session
+    record, and keeps only a small set of claims. ``provider_token``: the
+    provider's token response (the blueprint's callback); its refresh token is
+    kept server-side, in the store, to revalidate the login
+    (``TOUCAN_IDP_REVALIDATE``), never in the cookie.
     """
     state = get_state()
     user = user_from_claims(state, claims, issuer)
+    kept = None
+    if provider_token is not None and liveness.revalidate_every(state) > 0:
+        kept = revalidation.kept_tokens(provider_token)
     state.sessions.close(session.get(SESSION_ID))
     session.clear()
-    session[SESSION_ID] = state.sessions.open(subject_key(user))
+    session[SESSION_ID] = state.sessions.open(subject_key(user), kept)
     session[SESSION_USER] = user.to_session()
     g._toucan_user = user
+    g.pop(liveness.ENDED, None)
     g.pop("_toucan_tokens", None)
     g.pop("_toucan_page", None)
     g.pop("_toucan_csrf", None)
@@ -118,7 +128,7 @@ def current_user() -> ToucanUser | None:
     state = get_state()
     try:
         user = _session_user(state) if SESSION_USER in session else _loaded_user(state)
-    except StoreUnavailable as exc:
+    except ToucanError as exc:  # the store, or the identity provider when it had to be asked
         g._toucan_user_error = exc
         raise
     g._toucan_user = user
@@ -134,14 +144,19 @@ class Pending:
     A plain slotted class: a NamedTuple compiles code at import (bench row 7b).
     """
 
-    __slots__ = ("expected", "record_key", "user")
+    __slots__ = ("record_key", "sid", "state", "user")
 
     def __init__(
-        self, user: ToucanUser | None, record_key: str | None = None, expected: str | None = None
+        self,
+        user: ToucanUser | None,
+        record_key: str | None = None,
+        sid: str | None = None,
+        state: ToucanState | None = None,
     ) -> None:
         self.user = user
         self.record_key = record_key
-        self.expected = expected
+        self.sid = sid
+        self.state = state
 
 
 class Here:
@@ -184,14 +199,28 @@ def begin(state: ToucanState | None = None, at: Here | None = None) -> Pending:
     if user is None or not isinstance(sid, str) or not sid:
         memo._toucan_user = None
         return Pending(None)
-    return Pending(user, state.sessions.prefix + sid, subject_key(user))
+    return Pending(user, state.sessions.prefix + sid, sid, state)
 
 
-def settle(pending: Pending, record: Any, at: Here | None = None) -> ToucanUser | None:
-    """Confirm (or not) the candidate with the record read for it; remembered for the request."""
-    user = pending.user if pending.record_key is None or record == pending.expected else None
-    if pending.record_key is not None:
-        (at.memo if at is not None else g)._toucan_user = user
+def settle(
+    pending: Pending, record: Any, at: Here | None = None, *, activity: bool = False
+) -> ToucanUser | None:
+    """Confirm (or not) the candidate with the record read for it; remembered for the request.
+
+    ``activity``: this request is user activity (a page rendering the kit),
+    which keeps the login from its idle timeout (:mod:`flask_toucan.liveness`).
+    Raises what :func:`liveness.confirm` raises (the provider down), remembered too.
+    """
+    if pending.record_key is None or pending.user is None:
+        return pending.user
+    memo = at.memo if at is not None else g
+    assert pending.state is not None and pending.sid is not None
+    try:
+        user = liveness.confirm(pending.state, memo, pending.sid, pending.user, record, activity=activity)
+    except ToucanError as exc:
+        memo._toucan_user_error = exc
+        raise
+    memo._toucan_user = user
     return user
 
 
@@ -203,9 +232,11 @@ def fail(exc: StoreUnavailable) -> None:
 def _session_user(state: ToucanState) -> ToucanUser | None:
     """toucan's own login: valid only while its server-side record is open."""
     user = ToucanUser.from_session(session.get(SESSION_USER))
-    if user is None or not state.sessions.is_active(session.get(SESSION_ID), subject_key(user)):
+    sid = session.get(SESSION_ID)
+    if user is None or not isinstance(sid, str) or not sid:
         return None
-    return user
+    record = state.store.get(state.sessions.prefix + sid)
+    return liveness.confirm(state, g, sid, user, record)
 
 
 def _loaded_user(state: ToucanState) -> ToucanUser | None:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Request, current_app, g, request, session, url_for
 from markupsafe import escape
 
-from . import csrf, identity, issuing
+from . import csrf, identity, issuing, liveness
 from .exceptions import AuthenticationRequired, StoreUnavailable, ToucanError
 from .mappers import KINDS, Permissions, permissions_for_kind
 from .state import EXTENSION_KEY, SESSION_ID, ToucanState, get_state
@@ -106,9 +106,11 @@ class Site:
     to keep across requests (:func:`site`). Read-only by convention.
     """
 
-    __slots__ = ("header", "refresh", "scripts", "server")
+    __slots__ = ("activity", "header", "refresh", "scripts", "server")
 
-    def __init__(self, scripts: tuple[str, ...], refresh: str, header: str, server: str) -> None:
+    def __init__(
+        self, scripts: tuple[str, ...], refresh: str, header: str, server: str, activity: str = ""
+    ) -> None:
         #: The component script (if configured) and the refresh script: each tag up to its
         #: ``src`` (escaped), ending ``"`` (the nonce and ``></script>`` follow per request);
         #: the second and later ones start with the newline that separates them.
@@ -119,6 +121,9 @@ class Site:
         self.header = header
         #: `` server-url="…"`` (empty without a configured server URL)
         self.server = server
+        #: `` data-toucan-activity-url="…" data-toucan-activity-every="…"`` (empty without an
+        #: idle timeout): where and how often the refresh script reports user interaction.
+        self.activity = activity
 
 
 class Page:
@@ -158,7 +163,7 @@ class Page:
             tag = session_tag(sid)
             self._strings = (
                 f'{shared.refresh} data-toucan-csrf="{escape(token)}" '
-                f'data-toucan-session="{escape(tag)}"{shared.header}'
+                f'data-toucan-session="{escape(tag)}"{shared.header}{shared.activity}'
             )
         return self._strings
 
@@ -251,9 +256,7 @@ def load(
         _fail_all(page, todo, exc)
         return None
     found = dict(zip(store_keys, values, strict=True))
-    record = found.get(pending.record_key) if pending.record_key else None
-    if identity.settle(pending, record, page.at) is None:
-        _fail_all(page, todo, AuthenticationRequired("log in to get a token"))
+    if not _settled(page, pending, found, todo, activity=mint):
         return None
     if mint:
         _fill(page, user, requests, keys, found, seen)
@@ -267,6 +270,26 @@ def load(
             key = keys[kind]
             page.slots[kind] = Slot(None, req.permissions, scope, request=req, key=key, missed=seen[key])
     return counts
+
+
+def _settled(
+    page: Page, pending: identity.Pending, found: dict[str, Any], todo: list[str], *, activity: bool
+) -> bool:
+    """Whether the login record read confirms the user; else every kind gets the refusal.
+
+    A page rendering the kit is activity; the refresh script's timed refresh
+    (``mint=False``) is not (:mod:`flask_toucan.liveness`).
+    """
+    record = found.get(pending.record_key) if pending.record_key else None
+    try:
+        confirmed = identity.settle(pending, record, page.at, activity=activity)
+    except ToucanError as exc:  # the identity provider had to be asked and is down
+        _fail_all(page, todo, exc)
+        return False
+    if confirmed is None:
+        _fail_all(page, todo, liveness.ended_error(page.at.memo))
+        return False
+    return True
 
 
 def _requests(
@@ -446,10 +469,22 @@ def site(app: Flask, state: ToucanState, root: str) -> Site:
             refresh=f' data-toucan-refresh-url="{escape(route_url("toucan.token"))}"',
             header=f' data-toucan-csrf-header="{escape(config.csrf_header)}"',
             server="" if config.server_url is None else f' server-url="{escape(config.server_url)}"',
+            activity=_activity_attributes(state),
         )
         if len(table) < MAX_CACHED_URLS:
             table[root] = found
     return found
+
+
+def _activity_attributes(state: ToucanState) -> str:
+    """The refresh script's activity ping: its URL and its throttle (the record's activity step)."""
+    policy = state.sessions.policy
+    if not policy.idle:
+        return ""
+    return (
+        f' data-toucan-activity-url="{escape(route_url("toucan.activity"))}"'
+        f' data-toucan-activity-every="{policy.activity_step:g}"'
+    )
 
 
 def session_tag(sid: Any = None) -> str:

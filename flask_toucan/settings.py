@@ -289,13 +289,37 @@ def _session_claims(value: Any, ctx: Context) -> tuple[str, ...] | None:
     return tuple(value) if value is not None else None
 
 
+#: ``TOUCAN_SESSION_LIFETIME``'s default: 12 hours (no longer Flask's 31-day
+#: ``PERMANENT_SESSION_LIFETIME``: the login record mints the tenant's tokens).
+DEFAULT_SESSION_LIFETIME = 12 * 3600
+
+
 def _session_lifetime(value: Any, ctx: Context) -> int:
     if value is None:
-        permanent = ctx.mapping.get("PERMANENT_SESSION_LIFETIME") or 31 * 24 * 3600
-        if isinstance(permanent, timedelta):
-            permanent = permanent.total_seconds()
-        value = int(permanent)
+        value = DEFAULT_SESSION_LIFETIME
+    if isinstance(value, timedelta):
+        value = int(value.total_seconds())
     return int(positive_number("TOUCAN_SESSION_LIFETIME", value, integer=True))
+
+
+def _seconds_or_off(key: str) -> Parser:
+    """Whole seconds, ``0`` (or ``None``) turning the check off."""
+
+    def parse(value: Any, ctx: Context) -> int:
+        if value is None or value == 0:
+            return 0
+        if isinstance(value, timedelta):
+            value = int(value.total_seconds())
+        return int(positive_number(key, value, integer=True))
+
+    return parse
+
+
+def _idp_revalidate(value: Any, ctx: Context) -> int | None:
+    """``None``: the default (300 s when the provider issued a refresh token); ``0``: off."""
+    if value is None:
+        return None
+    return int(_seconds_or_off("TOUCAN_IDP_REVALIDATE")(value, ctx))
 
 
 def _csrf_max_age(value: Any, ctx: Context) -> int:
@@ -582,10 +606,25 @@ SETTINGS: tuple[Setting, ...] = (
     S(
         "TOUCAN_SESSION_LIFETIME",
         None,
-        "how long the server-side login record lives",
+        "seconds: absolute lifetime of the server-side login record (whatever the activity); checked on the record in the store",
         _session_lifetime,
         "session_lifetime",
-        "`PERMANENT_SESSION_LIFETIME`",
+        "`43200` (12 hours)",
+    ),
+    S(
+        "TOUCAN_SESSION_IDLE_TIMEOUT",
+        1800,
+        "seconds without activity (a page rendering the kit, or the refresh script's ping after user interaction; not its timed refreshes) after which the login ends; `0` disables",
+        _seconds_or_off("TOUCAN_SESSION_IDLE_TIMEOUT"),
+        "session_idle_timeout",
+    ),
+    S(
+        "TOUCAN_IDP_REVALIDATE",
+        None,
+        "seconds: at most this long between asking the identity provider (refresh-token grant) whether the login still stands; `invalid_grant` or another `sub` ends it; `0` disables",
+        _idp_revalidate,
+        "idp_revalidate",
+        "`300` when the provider issued a refresh token",
     ),
     S("TOUCAN_CSRF_HEADER", "X-Toucan-CSRF", "header carrying the CSRF token", _as_is, "csrf_header"),
     S(

@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from . import logins
 from .exceptions import ConfigurationError, StoreUnavailable
 from .ratelimit import LocalCounter, Window
 
@@ -381,31 +382,61 @@ class SessionRegistry:
     The cookie carries the id; logout deletes the record, so a replayed
     pre-logout cookie is no longer a logged-in session anywhere. Fails closed:
     an id the store does not know is logged out; a store that cannot answer
-    raises :class:`StoreUnavailable` (never "logged in").
+    raises :class:`StoreUnavailable` (never "logged in"). The record and when it
+    ends (absolute lifetime, idle timeout) are :mod:`flask_toucan.logins`; the
+    provider's tokens, when kept for revalidation, live under their own key
+    (``idp:<id>``) so an activity write never races a refresh-token rotation.
     """
 
     prefix = "sid:"
+    provider_prefix = "idp:"
+    lock_prefix = "rv:"
 
-    def __init__(self, store: Any, lifetime: int) -> None:
+    def __init__(
+        self, store: Any, lifetime: int, idle: int = 0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.lifetime = lifetime
+        self.policy = logins.Policy(lifetime, idle)
+        #: Epoch seconds; tests replace it to move time without sleeping.
+        self.clock = clock
 
-    def open(self, subject_key: str) -> str:
+    def open(self, subject_key: str, provider: dict[str, Any] | None = None) -> str:
+        """A new record (and a new id: never the pre-login one); ``provider``: tokens to keep."""
         # The id starts with the user's hash tag: the record (and the rate limit
         # keyed by the id) share a cluster slot with the user's tokens.
         sid = user_tag(subject_key) + secrets.token_urlsafe(32)
-        self.store.set(self.prefix + sid, subject_key, timeout=self.lifetime)
+        record = logins.new(subject_key, self.clock(), revalidate=provider is not None)
+        if provider is not None:
+            self.store.set(self.provider_prefix + sid, provider, timeout=self.lifetime)
+        self.store.set(self.prefix + sid, record, timeout=self.policy.ttl(record, record["o"]))
         return sid
+
+    def status(self, record: Any, subject_key: str) -> str:
+        """What :func:`flask_toucan.logins.status` says of ``record`` now."""
+        return logins.status(record, subject_key, self.clock(), self.policy)
 
     def is_active(self, sid: Any, subject_key: str) -> bool:
         if not isinstance(sid, str) or not sid:
             return False
-        return bool(self.store.get(self.prefix + sid) == subject_key)
+        return self.status(self.store.get(self.prefix + sid), subject_key) == logins.ACTIVE
+
+    def write(self, sid: str, record: dict[str, Any]) -> None:
+        """Store an updated ``record`` (activity, revalidation) with its new expiry."""
+        self.store.set(self.prefix + sid, record, timeout=self.policy.ttl(record, self.clock()))
+
+    def provider_tokens(self, sid: str) -> Any:
+        """The provider's tokens kept at login (``None``: none, or gone)."""
+        return self.store.get(self.provider_prefix + sid)
+
+    def keep_provider_tokens(self, sid: str, tokens: dict[str, Any]) -> None:
+        self.store.set(self.provider_prefix + sid, tokens, timeout=self.lifetime)
 
     def close(self, sid: Any) -> None:
         """Delete the record; if the store says it could not, make sure it is gone."""
         if isinstance(sid, str) and sid:
             key = self.prefix + sid
+            self.store.delete(self.provider_prefix + sid)
             if not self.store.delete(key) and self.store.get(key) is not None:
                 kind = getattr(self.store, "kind", "session")
                 raise StoreUnavailable(f"the {kind} store could not delete the login record")

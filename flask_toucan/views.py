@@ -19,11 +19,10 @@ from flask import Blueprint, current_app, g, jsonify, redirect, request, session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from . import csrf, guards, identity, issuing, page, rp_logout
+from . import csrf, guards, identity, issuing, liveness, page, rp_logout
 from .components import loggable_code
 from .config import ToucanConfig
 from .exceptions import (
-    AuthenticationRequired,
     BadRequest,
     ConfigurationError,
     CSRFError,
@@ -58,9 +57,15 @@ else:
 
 #: Endpoints that answer JSON (every error too), never an HTML error page.
 #: The blueprint's JSON routes (errors as JSON, ``no-referrer``, ``nosniff``).
-JSON_ENDPOINTS = ("toucan.token", "toucan.jwks", "toucan.assistant_ask", "toucan.backchannel_logout")
+JSON_ENDPOINTS = (
+    "toucan.token",
+    "toucan.jwks",
+    "toucan.assistant_ask",
+    "toucan.backchannel_logout",
+    "toucan.activity",
+)
 #: Those whose answers hold a token or user data (or must not be cached, Back-Channel Logout 2.8).
-NO_STORE_ENDPOINTS = ("toucan.token", "toucan.assistant_ask", "toucan.backchannel_logout")
+NO_STORE_ENDPOINTS = ("toucan.token", "toucan.assistant_ask", "toucan.backchannel_logout", "toucan.activity")
 
 
 def handle_error(exc: ToucanError) -> Response:
@@ -222,7 +227,8 @@ def callback() -> Response:
     if get_state().config.fetch_userinfo and metadata.get("userinfo_endpoint"):
         claims = _merge_userinfo(client, token, claims)
     target = session.pop(SESSION_NEXT, None)
-    identity.login_user(claims, issuer=issuer)
+    # The provider's tokens stay server-side (the login record's idp: key), for revalidation.
+    identity.login_user(claims, issuer=issuer, provider_token=token)
     return redirect(safe_next(target) or get_state().config.login_redirect)
 
 
@@ -399,7 +405,7 @@ def checked_post(
         guards.check_same_origin(req.headers, req.host)
     user = identity.current_user()
     if user is None:
-        raise AuthenticationRequired("the session has ended; log in again")
+        raise liveness.ended_error(g)  # SessionExpired (code session_expired) after a timeout
     token = req.headers.get(state.config.csrf_header)
     sid = csrf.require(token) if at is None else csrf.require(token, at.app, state.config, at.at.session)
     if state.limiter is not None:

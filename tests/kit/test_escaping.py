@@ -41,6 +41,8 @@ KIT_ATTRIBUTES = frozenset(
         "data-toucan-csrf",
         "data-toucan-session",
         "data-toucan-csrf-header",
+        "data-toucan-activity-url",
+        "data-toucan-activity-every",
         "data-toucan-placeholder",
         "role",
     }

@@ -20,6 +20,7 @@ from flask import Flask, g
 
 from . import activity_views, backchannel, components, csrf, identity, issuing, oauth_client, signals, views
 from .cache import TokenCache
+from .classic_embeds import embed as classic_embed
 from .cli import toucan_cli
 from .config import ToucanConfig
 from .degrade import handle_store_unavailable
@@ -281,6 +282,7 @@ def _register(app: Flask, config: ToucanConfig) -> None:
         app.register_error_handler(StoreUnavailable, handle_store_unavailable)
     components.init_app(app)
     app.jinja_env.globals["_toucan_result_renderer"] = result_renderer
+    app.jinja_env.globals["_toucan_embed"] = classic_embed
     identity.init_app(app)
     app.teardown_appcontext(release_request_objects)
     app.cli.add_command(toucan_cli)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, send_from_directory
 
-from . import auth_api, classic, data_api
+from . import auth_api, classic, data_api, embeds
 from .errors import register_error_handlers
 from .frontend import register_frontend
 from .options import SandboxOptions
@@ -33,6 +33,7 @@ def create_app(**options: Any) -> Flask:
     app.register_blueprint(auth_api.bp)
     app.register_blueprint(classic.bp)
     app.register_blueprint(data_api.bp)
+    app.register_blueprint(embeds.bp)
     register_error_handlers(app)
     register_frontend(app)
     _install_mcp(app)
@@ -53,6 +54,7 @@ def create_app(**options: Any) -> Flask:
             {
                 "service": "flask-toucan sandbox (a local stand-in for Toucan AI)",
                 "script": "/embed/embed.js",
+                "classic_embeds": ["/scripts/embedLauncher.js", "/embed.html"],
                 "dashboards": sorted(DASHBOARDS),
                 "charts": sorted(CHARTS),
                 "signed_mode": opts.host_jwks_url is not None,

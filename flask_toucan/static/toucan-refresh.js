@@ -12,6 +12,10 @@
 //   data-toucan-csrf-header   the header name (TOUCAN_CSRF_HEADER)
 //   data-toucan-session       a digest of the login session: tabs with the same one share tokens
 //
+// Classic Toucan 3 embeds ({{ tc_embed() }}: <div data-toucan-embed="script|iframe"> around the
+// launcher script or the iframe) carry the token in that URL instead of auth-token: a new token
+// re-mounts the embed (see remount() below).
+//
 // Timing is measured on the monotonic clock (performance.now()) from the moment
 // the token arrived; the server's expires_at is never compared with Date.now(),
 // so a browser clock minutes off changes nothing.
@@ -25,7 +29,7 @@
 //                           request for good (502 "upstream_rejected"): that scope is stopped, never retried
 //   toucan:session-expired  {kind, status}                              (401: stopped)
 
-const SELECTOR = "tc-dashboard[data-toucan-kind], tc-ai-assistant[data-toucan-kind]";
+const SELECTOR = "tc-dashboard[data-toucan-kind], tc-ai-assistant[data-toucan-kind], div[data-toucan-embed][data-toucan-kind]";
 const MAX_MARGIN = 30; // seconds: refresh at most this long before expiry...
 const MARGIN_SHARE = 0.2; // ...or a fifth of the token's lifetime, whichever is less
 const JITTER_SHARE = 0.1; // up to 10% of the margin earlier, so tabs and users spread out
@@ -111,7 +115,7 @@ class Group {
     clearTimeout(this.expiryTimer);
     this.expiryTimer = null;
     for (const el of this.elements) {
-      if (el.isConnected && el.getAttribute("auth-token") !== token) el.setAttribute("auth-token", token);
+      if (el.isConnected && tokenOf(el) !== token) setToken(el, token);
     }
     if (source !== "page") emit("toucan:token-refreshed", { kind: this.kind, expires_in: expiresIn, source });
     this.schedule();
@@ -264,6 +268,135 @@ class Group {
   }
 }
 
+// ---------------------------------------------------------------- classic embeds
+const SWAP_TIMEOUT_MS = 10000; // swap in a new mount that never said it loaded, after this long
+const HIDDEN = { position: "absolute", visibility: "hidden", pointerEvents: "none", left: "0", top: "0" };
+
+function isEmbed(el) {
+  return el.hasAttribute("data-toucan-embed");
+}
+
+// The element whose URL carries the embed's token: the launcher script or the iframe of the
+// newest mount (a re-mount in progress does not count until it is swapped in).
+function mountOf(el) {
+  const tag = el.getAttribute("data-toucan-embed") === "iframe" ? "iframe" : "script";
+  for (const node of el.querySelectorAll(tag + "[src]")) {
+    if (!node.closest("[data-toucan-embed-next]")) return node;
+  }
+  return null;
+}
+
+function tokenOf(el) {
+  if (!isEmbed(el)) return el.getAttribute("auth-token") || "";
+  if (typeof el._toucanToken === "string") return el._toucanToken;
+  const mount = mountOf(el);
+  try {
+    return (mount && new URL(mount.src).searchParams.get("token")) || "";
+  } catch (err) {
+    return "";
+  }
+}
+
+function setToken(el, token) {
+  if (isEmbed(el)) remount(el, token);
+  else el.setAttribute("auth-token", token);
+}
+
+// Build the new mount out of sight (absolute, hidden, the old one's size, so it lays out as it
+// will be shown), then drop the old mount and show the new one: no blank frame in between.
+function hide(node, size) {
+  Object.assign(node.style, HIDDEN, { width: size.offsetWidth + "px", height: size.offsetHeight + "px" });
+}
+
+function reveal(node) {
+  for (const name of [...Object.keys(HIDDEN), "width", "height"]) node.style[name] = "";
+  if (!node.getAttribute("style")) node.removeAttribute("style");
+}
+
+function remount(el, token) {
+  const mount = mountOf(el);
+  if (!mount) return;
+  el._toucanToken = token;
+  if (el._toucanNext) el._toucanNext.cancel(); // a newer token than the mount still loading
+  const url = new URL(mount.src);
+  url.searchParams.set("token", token);
+  el._toucanNext = el.getAttribute("data-toucan-embed") === "iframe"
+    ? swapFrame(el, mount, url.href)
+    : swapScript(el, mount, url.href);
+}
+
+// Call done() once, on the first of: ready() said so, or the timeout.
+function whenReady(arm, done) {
+  let finished = false;
+  let timer = null;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    done();
+  };
+  timer = setTimeout(finish, SWAP_TIMEOUT_MS);
+  arm(finish);
+  return () => {
+    finished = true;
+    clearTimeout(timer);
+  };
+}
+
+// iframe form: the same frame with the new src, hidden next to the old one; on load, the swap.
+// (A frame moved in the DOM reloads, so the new one is built where it will stay.)
+function swapFrame(el, old, src) {
+  const next = old.cloneNode(false);
+  next.setAttribute("src", src);
+  next.setAttribute("data-toucan-embed-next", "");
+  hide(next, old);
+  const stop = whenReady((finish) => next.addEventListener("load", finish, { once: true }), () => {
+    for (const node of [...el.children]) if (node !== next) node.remove();
+    next.removeAttribute("data-toucan-embed-next");
+    reveal(next);
+    el._toucanNext = null;
+  });
+  old.after(next);
+  return { cancel: () => { stop(); next.remove(); } };
+}
+
+// Script form: a new launcher script (the page's nonce carried over) in a hidden wrapper, where
+// the launcher draws; once it drew (and a frame it drew loaded), the old mount goes.
+function swapScript(el, old, src) {
+  const wrap = document.createElement("div");
+  wrap.setAttribute("data-toucan-embed-next", "");
+  hide(wrap, el);
+  const script = document.createElement("script");
+  script.async = true;
+  script.type = "text/javascript";
+  if (old.nonce) script.nonce = old.nonce;
+  script.src = src;
+  let observer = null;
+  const stop = whenReady((finish) => {
+    const drawn = () => {
+      const first = [...wrap.children].find((node) => node !== script);
+      if (!first) return false;
+      const frame = first.tagName === "IFRAME" ? first : first.querySelector("iframe");
+      if (frame) frame.addEventListener("load", finish, { once: true });
+      else finish();
+      return true;
+    };
+    observer = new MutationObserver(() => { if (drawn()) observer.disconnect(); });
+    observer.observe(wrap, { childList: true });
+    script.addEventListener("error", finish, { once: true });
+  }, () => {
+    if (observer) observer.disconnect();
+    for (const node of [...el.children]) if (node !== wrap) node.remove();
+    wrap.removeAttribute("data-toucan-embed-next");
+    reveal(wrap);
+    wrap.style.height = "100%"; // what the launcher drew is sized against the container, as before
+    el._toucanNext = null;
+  });
+  wrap.appendChild(script);
+  el.appendChild(wrap);
+  return { cancel: () => { stop(); if (observer) observer.disconnect(); wrap.remove(); } };
+}
+
 function parseRetryAfter(value) {
   if (!value) return null;
   const seconds = Number(value);
@@ -306,10 +439,10 @@ function adopt(el, arrivedAt) {
   }
   el._toucanGroup = group;
   group.elements.add(el);
-  const token = el.getAttribute("auth-token") || "";
+  const token = tokenOf(el);
   const expiresIn = parseFloat(el.getAttribute("data-toucan-expires-in") || "0") || 0;
   if (!group.offer(token, expiresIn, arrivedAt, "page") && group.token && token !== group.token) {
-    el.setAttribute("auth-token", group.token); // the group already holds a fresher one
+    setToken(el, group.token); // the group already holds a fresher one
   }
 }
 

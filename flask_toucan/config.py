@@ -93,6 +93,8 @@ class ToucanConfig:
     store_near_cache: int = 10_000
     store_lock_ttl: float | None = None
     store_ca_bundle: str | None = None
+    # the login views (settings.py row): None = on when an OAuth registry is given
+    login_routes: bool | None = None
 
     def __init__(self, **values: Any) -> None:
         unknown = values.keys() - set(self._fields)

@@ -100,6 +100,8 @@ class ToucanConfig:
     backchannel_logout: bool = False
     rp_initiated_logout: bool = True
     post_logout_redirect_uri: str | None = None
+    # the login views (settings.py row): None = on when an OAuth registry is given
+    login_routes: bool | None = None
 
     def __init__(self, **values: Any) -> None:
         unknown = values.keys() - set(self._fields)

@@ -39,6 +39,13 @@ class ConfigurationError(ToucanError):
     code = "configuration_error"
 
 
+class LoginRoutesOff(ToucanError):
+    """``{prefix}/login`` or ``/callback`` was asked for, but no OAuth registry was given."""
+
+    status_code = 404
+    code = "login_routes_off"
+
+
 class AuthenticationRequired(ToucanError):
     """No logged-in user (or the session was logged out / revoked)."""
 
@@ -188,6 +195,7 @@ __all__ = [
     "EmbedContextTooLarge",
     "InvalidTokenError",
     "LoginError",
+    "LoginRoutesOff",
     "PermissionDenied",
     "RateLimited",
     "SessionExpired",

@@ -29,6 +29,7 @@ from authlib.oauth2.rfc6749 import OAuth2Token
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7523.jwt_bearer import JWT_BEARER_GRANT_TYPE
 
+from . import hints
 from .exceptions import UpstreamError, UpstreamRejected
 from .http import Transport
 from .wire import MAX_TOKEN_LENGTH, MAX_UPSTREAM_LIFETIME
@@ -95,7 +96,11 @@ def _refusal(host: str, status: int, data: object) -> UpstreamError:
     code = error if isinstance(error, str) and OAUTH_ERROR_CODE.match(error) else None
     if 400 <= status < 500 and status not in TRANSIENT_4XX:
         return UpstreamRejected(
-            f"token exchange at {host} refused the request (HTTP {status}, {code or 'no OAuth error code'})",
+            hints.with_hint(
+                f"token exchange at {host} refused the request "
+                f"(HTTP {status}, {code or 'no OAuth error code'})",
+                hints.exchange_refused(status, code),
+            ),
             upstream_code=code,
             status=status,
         )

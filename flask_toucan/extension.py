@@ -18,7 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g
 
-from . import activity_views, backchannel, components, csrf, identity, issuing, oauth_client, signals, views
+from . import (
+    activity_views,
+    backchannel,
+    components,
+    csrf,
+    identity,
+    issuing,
+    oauth_client,
+    preflight,
+    signals,
+    views,
+)
 from .cache import TokenCache
 from .classic_embeds import embed as classic_embed
 from .cli import toucan_cli
@@ -41,7 +52,7 @@ from .minting import make_service
 from .ratelimit import RateLimit
 from .ratelimit import parse as parse_rate
 from .result_renderer import result_renderer
-from .settings import apply_defaults
+from .settings import DEFAULTS, apply_defaults
 from .state import EXTENSION_KEY, ClaimsLoader, Hooks, NonceLoader, ToucanState, get_state
 from .store import (
     CircuitBreaker,
@@ -83,11 +94,7 @@ class Toucan:
         """Validate the ``TOUCAN_*`` settings, build this app's state, register the blueprint."""
         if EXTENSION_KEY in app.extensions:
             raise ConfigurationError("flask-toucan is already initialised on this app")
-        if not app.secret_key:
-            raise ConfigurationError(
-                "SECRET_KEY is required: flask-toucan keeps the login in the session "
-                "and signs CSRF tokens with it"
-            )
+        preflight.check_app_config(app.config, DEFAULTS)  # typos, placeholder SECRET_KEY
         apply_defaults(app.config)  # every TOUCAN_* default visible in app.config
         config = ToucanConfig.from_mapping(app.config)
         oauth = oauth if oauth is not None else self._oauth
@@ -251,7 +258,7 @@ def _build_state(manager: Toucan, config: ToucanConfig, oauth: Any) -> ToucanSta
     return ToucanState(
         config=config,
         oauth=oauth,
-        oauth_client=oauth_client.resolve(oauth, config.oauth_client),
+        oauth_client=oauth_client.resolve(oauth, config.oauth_client, required=config.login_routes is True),
         transport=transport,
         store=store,
         sessions=SessionRegistry(store, config.session_lifetime, config.session_idle_timeout),

@@ -38,6 +38,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import DecodeError, HTTPError, InvalidHeader
 from urllib3.util.retry import Retry
 
+from . import hints
 from .exceptions import UpstreamError
 
 if TYPE_CHECKING:
@@ -217,7 +218,9 @@ class Transport:
         except requests.exceptions.SSLError:
             raise UpstreamError(f"{what} at {host}: TLS verification failed") from None
         except requests.RequestException as exc:
-            raise UpstreamError(f"{what} at {host} is unreachable ({type(exc).__name__})") from None
+            raise UpstreamError(
+                f"{what} at {host} is unreachable ({type(exc).__name__}): {hints.unreachable(what)}"
+            ) from None
         r.close()
         return Response(r.status_code, {k.lower(): v for k, v in r.headers.items()}, b"")
 
@@ -317,7 +320,10 @@ def _final_error(what: str, host: str, resp: Response | None, reason: str) -> Up
     if resp is None:
         slow = "deadline" in reason or "timed out" in reason
         problem = "did not answer in time" if slow else "is unreachable"
-        return UpstreamError(f"{what} at {host} {problem} ({reason})", retry_after=DEFAULT_RETRY_AFTER)
+        return UpstreamError(
+            f"{what} at {host} {problem} ({reason}): {hints.unreachable(what)}",
+            retry_after=DEFAULT_RETRY_AFTER,
+        )
     retry_after = parse_retry_after(resp.headers.get("retry-after"))
     return UpstreamError(
         f"{what} at {host} answered HTTP {resp.status}", retry_after=retry_after or DEFAULT_RETRY_AFTER

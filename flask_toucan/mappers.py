@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from . import schema
 from .exceptions import AttributeMappingError, ConfigurationError, PermissionDenied
-from .user import ToucanUser
+from .user import MissingClaim, ToucanUser
 
 log = logging.getLogger("flask_toucan")
 
@@ -248,11 +248,26 @@ class MapperRegistry:
         for name in required:
             value = out.get(name)
             if value is None or (isinstance(value, list) and not value):
-                raise AttributeMappingError(
-                    f"required attribute {name!r} has no value for this user; no token was issued"
-                )
+                raise AttributeMappingError(self._nothing_for(name))
         schema.check_size(attribute_schema, out)
         return out
+
+    def _nothing_for(self, name: str) -> str:
+        """Why a required attribute is empty: no mapper at all, or a mapper that gave nothing."""
+        if name not in self.single and not self.bulk:
+            return (
+                f"no mapper registered for required attribute {name!r}: add "
+                f"@toucan.attribute({name!r}) or remove it from TOUCAN_REQUIRED_ATTRIBUTES; "
+                "no token was issued"
+            )
+        return (
+            f"required attribute {name!r} has no value for this user (its mapper returned "
+            "nothing); no token was issued"
+        )
+
+    def missing_mappers(self, required: Iterable[str]) -> list[str]:
+        """Required attributes no mapper can give (for ``flask toucan check``)."""
+        return [] if self.bulk else [name for name in required if name not in self.single]
 
     def _collect(self, user: ToucanUser, required: tuple[str, ...]) -> tuple[dict[str, Any], set[str]]:
         """Raw mapper results, and the names a bulk mapper may give as lists."""
@@ -347,8 +362,17 @@ def valid_name(name: object) -> bool:
 def _call(fn: Callable[[ToucanUser], Any], user: ToucanUser, what: str) -> Any:
     try:
         return fn(user)
-    except LookupError:
-        return None  # a claim the user does not have: "maps to nothing"
+    except MissingClaim as exc:  # a claim the user does not have: "maps to nothing"
+        log.info(
+            "flask-toucan: the %s mapper reads claim %r, which this user does not have "
+            "(does the login's scope ask for it?)",
+            what,
+            exc.claim[:64],
+        )
+        return None
+    except LookupError as exc:  # not a claim: its key may be a value, so only the type is named
+        log.info("flask-toucan: the %s mapper raised %s: maps to nothing", what, type(exc).__name__)
+        return None
     except Exception as exc:
         log.warning("flask-toucan: the %s mapper raised %s", what, type(exc).__name__)
         raise AttributeMappingError(f"the mapper for {what!r} failed; no token was issued") from exc

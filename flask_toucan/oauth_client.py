@@ -22,16 +22,33 @@ def _default_name(oauth: Any) -> str:
     ``TOUCAN_OAUTH_CLIENT`` and this is never called.
     """
     names = list(vars(oauth).get("_registry", {}))
+    if not names:
+        raise ConfigurationError(
+            "the OAuth registry has no client: call oauth.register('idp', server_metadata_url=..., "
+            "client_id=..., client_secret=..., client_kwargs={'scope': 'openid email profile'}) "
+            "before Toucan(app, oauth=oauth)"
+        )
     if len(names) != 1:
         raise ConfigurationError(
-            f"TOUCAN_OAUTH_CLIENT must name the Authlib client to log in with ({len(names)} are registered)"
+            f"TOUCAN_OAUTH_CLIENT must name the Authlib client to log in with ({len(names)} are "
+            f"registered: {', '.join(sorted(map(str, names)))})"
         )
     return str(names[0])
 
 
-def resolve(oauth: Any, name: str | None) -> Any:
-    """The named (or only) client, with PKCE S256 and ``openid`` in its scope; else a clear error."""
+def resolve(oauth: Any, name: str | None, *, required: bool = False) -> Any:
+    """The named (or only) client, with PKCE S256 and ``openid`` in its scope; else a clear error.
+
+    ``required`` (``TOUCAN_LOGIN_ROUTES = True``): no registry is a start-up error, not a
+    500 at the first ``/login``.
+    """
     if oauth is None:
+        if required:
+            raise ConfigurationError(
+                "TOUCAN_LOGIN_ROUTES is on but no OAuth registry was given: pass "
+                "Toucan(app, oauth=oauth) (Authlib's OAuth(app) and oauth.register(...)), or set "
+                "TOUCAN_LOGIN_ROUTES = False when the app logs users in itself (toucan.login_user)"
+            )
         return None
     if getattr(oauth, "app", True) is None:
         raise ConfigurationError(

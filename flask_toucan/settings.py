@@ -375,6 +375,13 @@ def _store_ca_bundle(value: Any, ctx: Context) -> str | None:
     return value
 
 
+def _login_routes(value: Any, ctx: Context) -> bool | None:
+    """``None`` (on when an OAuth registry is given), ``True`` (an OAuth registry required) or ``False``."""
+    if value is not None and not isinstance(value, bool):
+        raise ConfigurationError("TOUCAN_LOGIN_ROUTES must be None, True or False")
+    return value
+
+
 def _assistant_route(value: Any, ctx: Context) -> bool:
     """A bool; when on, the ``mcp`` extra must be installed."""
     if not isinstance(value, bool):
@@ -571,6 +578,16 @@ SETTINGS: tuple[Setting, ...] = (
         _as_is,
         "oauth_client",
         "the only registered client",
+    ),
+    S(
+        "TOUCAN_LOGIN_ROUTES",
+        None,
+        "`True`: `{prefix}/login` and `/callback` drive the Authlib client, and `init_app` refuses to "
+        "start without `oauth=`; `False`: the app logs users in itself (`toucan.login_user`), "
+        "`flask toucan check` does not ask for `oauth=`",
+        _login_routes,
+        "login_routes",
+        "`None` (on when `oauth=` is given)",
     ),
     S(
         "TOUCAN_LOGIN_REDIRECT",

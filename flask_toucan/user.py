@@ -45,6 +45,19 @@ def _distinct_id(issuer: str, subject: str) -> str:
     return f"{_escape_part(issuer)}|{_escape_part(subject)}"
 
 
+class MissingClaim(KeyError):
+    """``user["org"]`` for a claim this user does not have: the mapper "maps to nothing".
+
+    A ``KeyError`` (mappers written as ``user["org"]`` keep working) that says the
+    key was a claim *name*, so the log may name it: a ``KeyError`` from elsewhere
+    in a mapper (``TENANTS[user["org"]]``) may carry a value, and is never logged.
+    """
+
+    @property
+    def claim(self) -> str:
+        return str(self.args[0])
+
+
 class ToucanUser(Mapping[str, Any]):
     """A read-only view of the user's claims, with ``issuer`` and ``subject``.
 
@@ -77,7 +90,10 @@ class ToucanUser(Mapping[str, Any]):
         return dict(self._claims)
 
     def __getitem__(self, key: str) -> Any:
-        return self._claims[key]
+        try:
+            return self._claims[key]
+        except KeyError:
+            raise MissingClaim(key) from None
 
     def get(self, key: str, default: Any = None) -> Any:
         """``user.get("region")``: the dict's own ``get`` (``Mapping.get`` goes through

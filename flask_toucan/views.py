@@ -27,6 +27,7 @@ from .exceptions import (
     ConfigurationError,
     CSRFError,
     LoginError,
+    LoginRoutesOff,
     RateLimited,
     ToucanError,
     UpstreamError,
@@ -157,10 +158,10 @@ def create_blueprint(config: ToucanConfig, template_folder: str) -> Blueprint:
 def _oauth_client() -> Any:
     """The Authlib client resolved (with PKCE S256) at ``init_app``; see oauth_client.py."""
     client = get_state().oauth_client
-    if client is None:
-        raise ConfigurationError(
-            "no Authlib OAuth registry: pass Toucan(app, oauth=oauth), or log users in "
-            "with toucan.login_user(claims)"
+    if client is None:  # a 404 naming the fix, not a 500 (flask toucan check says it too)
+        raise LoginRoutesOff(
+            "the login routes are off: no OAuth registry was given (pass Toucan(app, oauth=oauth)), "
+            "or the app logs users in itself with toucan.login_user(claims)"
         )
     return client
 

@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from . import hints
 from .exceptions import UpstreamError, UpstreamRejected
 from .mappers import AttributeValue, Permissions
 
@@ -79,10 +80,17 @@ def error_for_status(status: int, body: bytes, host: str) -> UpstreamError:
     """A permanent 4xx is :class:`UpstreamRejected`; anything else stays transient."""
     if 400 <= status < 500 and status not in TRANSIENT_4XX:
         code = error_code(body)
-        log.warning("Toucan token API at %s refused the request: HTTP %s, code %s", host, status, code)
+        hint = hints.token_api_refused(status, code)
+        log.warning(
+            "Toucan token API at %s refused the request: HTTP %s, code %s%s",
+            host,
+            status,
+            code,
+            f"; {hint}" if hint else "",
+        )
         named = f" ({code})" if code else ""
         return UpstreamRejected(
-            f"Toucan token API at {host} refused the request: HTTP {status}{named}",
+            hints.with_hint(f"Toucan token API at {host} refused the request: HTTP {status}{named}", hint),
             upstream_code=code,
             status=status,
         )

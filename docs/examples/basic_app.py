@@ -17,6 +17,7 @@ region the standard ``address`` claim: see docs/demo.md.
 from __future__ import annotations
 
 import os
+import secrets
 
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, render_template_string
@@ -25,7 +26,7 @@ from flask_toucan import Toucan
 
 app = Flask(__name__)
 app.config.update(
-    SECRET_KEY=os.environ.get("SECRET_KEY", "change-me-to-a-long-random-value"),
+    SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_hex(32),
     TOUCAN_BASE_URL=os.environ.get("TOUCAN_BASE_URL", "http://127.0.0.1:5100"),
     TOUCAN_API_KEY=os.environ.get("TOUCAN_API_KEY", "set-me"),
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import secrets
 from typing import Any
 
 from flask import Flask, redirect, render_template_string, request, url_for
@@ -59,7 +60,7 @@ class User(UserMixin):
 def create_app(**config: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=os.environ.get("SECRET_KEY", "change-me-to-a-long-random-value"),
+        SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_hex(32),
         TOUCAN_BASE_URL=os.environ.get("TOUCAN_BASE_URL", "http://127.0.0.1:5100"),
         TOUCAN_API_KEY=os.environ.get("TOUCAN_API_KEY", "dev-key"),
     )

@@ -19,6 +19,7 @@ does what ``/ask`` does, CSRF-protected and rate-limited, for a browser chat.
 from __future__ import annotations
 
 import os
+import secrets
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -27,7 +28,7 @@ from flask_toucan import Toucan
 
 app = Flask(__name__)
 app.config.update(
-    SECRET_KEY=os.environ.get("SECRET_KEY", "change-me-to-a-long-random-value"),
+    SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_hex(32),
     TOUCAN_BASE_URL=os.environ.get("TOUCAN_BASE_URL", "http://127.0.0.1:5100"),
     TOUCAN_API_KEY=os.environ.get("TOUCAN_API_KEY", "set-me"),
     TOUCAN_ASSISTANT_ROUTE=True,

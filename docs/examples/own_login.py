@@ -10,6 +10,7 @@ and open http://127.0.0.1:5000/ (log in as alice, no password in this example).
 from __future__ import annotations
 
 import os
+import secrets
 
 from flask import Flask, jsonify, redirect, render_template_string, request
 
@@ -17,7 +18,7 @@ from flask_toucan import Toucan
 
 app = Flask(__name__)
 app.config.update(
-    SECRET_KEY=os.environ.get("SECRET_KEY", "change-me-to-a-long-random-value"),
+    SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_hex(32),
     TOUCAN_BASE_URL=os.environ.get("TOUCAN_BASE_URL", "http://127.0.0.1:5100"),
     TOUCAN_API_KEY=os.environ.get("TOUCAN_API_KEY", "set-me"),
 )

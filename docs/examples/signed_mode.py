@@ -16,6 +16,7 @@ http://127.0.0.1:5000/toucan/.well-known/jwks.json then publishes the public key
 from __future__ import annotations
 
 import os
+import secrets
 
 from flask import Flask
 
@@ -23,7 +24,7 @@ from flask_toucan import Toucan
 
 app = Flask(__name__)
 app.config.update(
-    SECRET_KEY="change-me-to-a-long-random-value",
+    SECRET_KEY=os.environ.get("SECRET_KEY") or secrets.token_hex(32),
     TOUCAN_MODE="signed",
     TOUCAN_BASE_URL="http://127.0.0.1:5100",
     TOUCAN_SIGNING_KEY=os.environ.get("TOUCAN_SIGNING_KEY", "toucan-signing.pem"),  # PEM text or a path

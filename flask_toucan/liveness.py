@@ -63,7 +63,7 @@ def confirm(
     verdict = sessions.status(record, subject_key(user))
     if verdict != logins.ACTIVE:
         if verdict != logins.ABSENT:
-            memo._toucan_ended = verdict
+            setattr(memo, ENDED, verdict)
         return None
     now = sessions.clock()
     changes: dict[str, Any] = {}
@@ -98,7 +98,7 @@ def _revalidate(state: ToucanState, memo: Any, sid: str, user: ToucanUser) -> bo
     except revalidation.Revoked as exc:
         log.info("flask-toucan: login ended: %s", exc)
         _end(state, sid)
-        memo._toucan_ended = "revoked"
+        setattr(memo, ENDED, "revoked")
         return None
     finally:
         store.delete(lock)

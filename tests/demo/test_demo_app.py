@@ -42,7 +42,7 @@ def claims_of(username: str, **changes: Any) -> dict[str, Any]:
 def base_config(**extra: Any) -> dict[str, Any]:
     return {
         "TESTING": True,
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": "demo-test-secret-key-0123456789abcdef",
         "DEMO_OIDC_METADATA_URL": f"{IDP}/.well-known/openid-configuration",
         "DEMO_OIDC_CLIENT_ID": "toucan-demo",
         "DEMO_OIDC_CLIENT_SECRET": CLIENT_SECRET,

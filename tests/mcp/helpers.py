@@ -26,7 +26,7 @@ def make_app(base_url: str, api_key: str, **config: Any) -> tuple[Flask, Toucan]
     app = Flask(__name__)
     app.config.update(
         {
-            "SECRET_KEY": "test-secret",
+            "SECRET_KEY": "mcp-test-secret-key-0123456789abcdef",
             "TOUCAN_BASE_URL": base_url,
             "TOUCAN_API_KEY": api_key,
             "TOUCAN_ASSISTANT_ROUTE": True,

@@ -28,6 +28,7 @@ from .config import ToucanConfig
 from .exceptions import ToucanError
 from .http import redact_url
 from .keys import generate_private_key_pem, load_signing_key
+from .realm import realm_issuer
 from .schema import describe as describe_schema
 from .sessions import count_all
 from .state import get_state
@@ -143,7 +144,13 @@ def _summary(c: ToucanConfig) -> None:
         )
         click.echo(f"issuer: {c.issuer}  audience: {c.audience}  ttl: {c.token_ttl}s (max {c.max_ttl}s)")
         if c.exchange_url:
-            click.echo(f"exchange: {redact_url(c.exchange_url)}")
+            issuer = realm_issuer(c.exchange_url)
+            realm = (
+                f"realm issuer {redact_url(issuer)}"
+                if issuer is not None
+                else "warning: not a realm token endpoint (.../realms/{realm}/protocol/openid-connect/token)"
+            )
+            click.echo(f"exchange: {redact_url(c.exchange_url)}  ({realm})")
     click.echo(f"required attributes: {', '.join(c.required_attributes) or '(none)'}")
     for line in describe_schema(c.attribute_schema):
         click.echo(line)

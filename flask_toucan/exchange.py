@@ -9,7 +9,9 @@ gets back to the page. The body is built with Authlib's OAuth 2 helpers and
 the client authentication (``client_secret_basic`` or ``client_secret_post``)
 is Authlib's :class:`~authlib.oauth2.auth.ClientAuth`; the HTTP call goes
 through the same :class:`~flask_toucan.http.Transport` (deadline, retries) as
-``api`` mode.
+``api`` mode, with one difference: every attempt carries a newly signed
+assertion (a new ``jti``), because the server records a ``jti`` before it
+checks anything else and a retried duplicate is "token reuse".
 
 A 4xx answer other than 408/429 is permanent (:class:`UpstreamRejected`
 carrying the OAuth ``error`` code, not retried); a 5xx is transient. Error
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2.auth import ClientAuth
@@ -62,12 +66,23 @@ def _request(client: ExchangeClient, url: str, assertion: str) -> tuple[dict[str
 
 
 def exchange_assertion(
-    transport: Transport, url: str, assertion: str, client: ExchangeClient
+    transport: Transport, url: str, assertion: str | Callable[[], str], client: ExchangeClient
 ) -> tuple[str, int]:
-    """``(access_token, lifetime_seconds)``, or :class:`UpstreamRejected` / :class:`UpstreamError`."""
+    """``(access_token, lifetime_seconds)``, or :class:`UpstreamRejected` / :class:`UpstreamError`.
+
+    ``assertion`` is best a callable that signs a new assertion (new ``jti``) each
+    time it is called: it is called once per attempt. A Keycloak-based exchange
+    spends a ``jti`` on first sight, so a retry after a lost answer (a proxy's
+    504) that resent the same assertion would be refused as reused.
+    """
     host = urlsplit(url).netloc
-    headers, body = _request(client, url, assertion)
-    resp = transport.post(url, what="token exchange", data=body.encode(), headers=headers)
+    sign = assertion if callable(assertion) else lambda: assertion
+
+    def fresh() -> dict[str, Any]:
+        headers, body = _request(client, url, sign())
+        return {"data": body.encode(), "headers": headers}
+
+    resp = transport.post(url, what="token exchange", fresh=fresh)
     try:
         data = json.loads(resp.body)
     except ValueError:

@@ -30,6 +30,7 @@ import math
 import random
 import re
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
@@ -154,29 +155,43 @@ class Transport:
     def close(self) -> None:
         self.session.close()
 
-    def post(self, url: str, *, what: str, **kwargs: Any) -> Response:
+    def post(
+        self, url: str, *, what: str, fresh: Callable[[], dict[str, Any]] | None = None, **kwargs: Any
+    ) -> Response:
         """POST under one deadline with the retry policy; return the final response.
 
         ``kwargs`` go to :meth:`requests.Session.post` (``json``, ``data``,
-        ``headers``, ``auth``). A retryable status that is still there after
-        the last attempt raises :class:`UpstreamError`; any other status is
-        returned for the caller to judge (see :func:`flask_toucan.wire.parse_response`).
+        ``headers``, ``auth``). ``fresh``, if given, is called before every
+        attempt and its keyword arguments win over ``kwargs``: a body that must
+        differ per attempt (the exchange's assertion, whose ``jti`` the server
+        spends on first sight even when its answer is lost) is built anew for
+        each retry. A retryable status that is still there after the last
+        attempt raises :class:`UpstreamError`; any other status is returned for
+        the caller to judge (see :func:`flask_toucan.wire.parse_response`).
         """
-        return self._send("POST", url, what, kwargs)
+        return self._send("POST", url, what, kwargs, fresh)
 
     def get(self, url: str, *, what: str, **kwargs: Any) -> Response:
         """GET (the headless API) under the same deadline, retries, decoding and size cap as :meth:`post`."""
         return self._send("GET", url, what, kwargs)
 
-    def _send(self, method: str, url: str, what: str, kwargs: dict[str, Any]) -> Response:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        kwargs: dict[str, Any],
+        fresh: Callable[[], dict[str, Any]] | None = None,
+    ) -> Response:
         host = safe_host(url)
         deadline_at = time.monotonic() + self.deadline
         attempt = 0
         while True:
             resp: Response | None = None
             reason = ""
+            sent = kwargs if fresh is None else {**kwargs, **fresh()}
             try:
-                resp = self._attempt(method, url, kwargs, deadline_at, what, host)
+                resp = self._attempt(method, url, sent, deadline_at, what, host)
             except _Transient as exc:
                 reason = exc.reason
             if resp is not None and resp.status not in RETRY_STATUSES:

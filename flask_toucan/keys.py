@@ -25,8 +25,9 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from .exceptions import ConfigurationError
 
-#: Asymmetric algorithms by key family. RS256 first: it is what self-hosted
-#: Toucan deployments expect by default.
+#: Asymmetric algorithms by key family. RS256 first: the default of an RSA key,
+#: except in the classic profile (``TOUCAN_EXCHANGE_URL``), where it is RS512,
+#: the algorithm of docs-v3's example (see ``settings._signing_keys``).
 RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 OKP_ALGORITHMS = ("EdDSA",)
@@ -186,6 +187,7 @@ def load_signing_key(
     kid: str | None = None,
     setting: str = "TOUCAN_SIGNING_KEY",
     require_private: bool = True,
+    rsa_default: str = "RS256",
 ) -> SigningKey:
     """Load one key, check its strength and pick or check its algorithm.
 
@@ -202,6 +204,7 @@ def load_signing_key(
             kid=source.get("kid", kid),
             setting=setting,
             require_private=require_private,
+            rsa_default=rsa_default,
         )
     if algorithm is not None and algorithm not in ALL_ALGORITHMS:
         raise ConfigurationError(
@@ -218,7 +221,7 @@ def load_signing_key(
         )
     allowed = algorithms_for(public)
     if algorithm is None:
-        algorithm = allowed[0]
+        algorithm = rsa_default if allowed is RSA_ALGORITHMS and rsa_default in allowed else allowed[0]
     elif algorithm not in allowed:
         raise ConfigurationError(
             f"TOUCAN_SIGNING_ALGORITHM {algorithm} does not fit the key in {setting} "
@@ -234,13 +237,22 @@ def load_key_set(
     kid: str | None = None,
     next_key: Any = None,
     fallbacks: Iterable[Any] | None = None,
+    rsa_default: str = "RS256",
 ) -> KeySet:
-    """Build the :class:`KeySet` and refuse mixing HMAC with asymmetric keys."""
-    cur = load_signing_key(current, algorithm=algorithm, kid=kid)
+    """Build the :class:`KeySet` and refuse mixing HMAC with asymmetric keys.
+
+    ``rsa_default``: the algorithm of an RSA key given none (the classic profile
+    passes RS512, docs-v3's example); the next and older keys get the same, so
+    the ``alg`` they are published with is the one they sign or signed with.
+    """
+    cur = load_signing_key(current, algorithm=algorithm, kid=kid, rsa_default=rsa_default)
     nxt = None
     if next_key is not None:
         nxt = load_signing_key(
-            next_key, algorithm=algorithm if cur.is_hmac else None, setting="TOUCAN_SIGNING_KEY_NEXT"
+            next_key,
+            algorithm=algorithm if cur.is_hmac else None,
+            setting="TOUCAN_SIGNING_KEY_NEXT",
+            rsa_default=rsa_default,
         )
     olds: Sequence[Any] = list(fallbacks or ())
     olds_loaded = tuple(
@@ -249,6 +261,7 @@ def load_key_set(
             algorithm=algorithm if cur.is_hmac else None,
             setting=f"TOUCAN_SIGNING_KEY_FALLBACKS[{i}]",
             require_private=False,
+            rsa_default=rsa_default,
         )
         for i, k in enumerate(olds)
     )

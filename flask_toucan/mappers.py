@@ -265,10 +265,6 @@ class MapperRegistry:
             "nothing); no token was issued"
         )
 
-    def missing_mappers(self, required: Iterable[str]) -> list[str]:
-        """Required attributes no mapper can give (for ``flask toucan check``)."""
-        return [] if self.bulk else [name for name in required if name not in self.single]
-
     def _collect(self, user: ToucanUser, required: tuple[str, ...]) -> tuple[dict[str, Any], set[str]]:
         """Raw mapper results, and the names a bulk mapper may give as lists."""
         raw: dict[str, Any] = {}

@@ -138,16 +138,22 @@ class SignedMinter:
     def mint(self, request: MintRequest) -> tuple[EmbedToken, float]:
         now = time.time()
         claims = self.claims_for(request, now)
-        assertion = signing.sign(claims, self._keys.current)
         kept = signing.without_secrets(claims)
         if self._client is None or self._config.exchange_url is None:
+            assertion = signing.sign(claims, self._keys.current)
             ttl = self._config.token_ttl
             return EmbedToken(assertion, utc_from_timestamp(now + ttl), kept), ttl
         from .exchange import exchange_assertion
 
-        value, lifetime = exchange_assertion(
-            self._transport, self._config.exchange_url, assertion, self._client
-        )
+        first: list[dict[str, object]] = [claims]
+
+        def sign() -> str:
+            # One assertion per attempt: the exchange spends a jti on first sight, so a
+            # retry after a lost answer needs a new jti (and a new iat / exp) to be heard.
+            built = first.pop() if first else self.claims_for(request)
+            return signing.sign(built, self._keys.current)
+
+        value, lifetime = exchange_assertion(self._transport, self._config.exchange_url, sign, self._client)
         served = min(lifetime, self._config.max_ttl)
         return EmbedToken(value, utc_from_timestamp(now + served), kept), served
 

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .exceptions import ConfigurationError
+from .realm import audience_required
 from .schema import DEFAULT_MAX_LENGTH, schema_from_settings
 
 MODES = ("api", "signed")
@@ -207,14 +208,23 @@ def _signing_keys(value: Any, ctx: Context) -> Any:
     fallbacks = ctx.raw("TOUCAN_SIGNING_KEY_FALLBACKS") or ()
     if isinstance(fallbacks, str | bytes):
         fallbacks = (fallbacks,)
-    from .keys import load_key_set  # signed mode only: api-mode apps never load the key machinery
+    from .keys import HMAC_ALGORITHMS, load_key_set  # signed mode only: api mode never loads keys
 
+    algorithm = ctx.raw("TOUCAN_SIGNING_ALGORITHM")
+    classic = ctx.raw("TOUCAN_EXCHANGE_URL") is not None
+    if classic and algorithm in HMAC_ALGORITHMS:
+        raise ConfigurationError(
+            f"TOUCAN_SIGNING_ALGORITHM {algorithm} cannot be used with TOUCAN_EXCHANGE_URL: the "
+            "exchange (Keycloak's JWT Authorization Grant) takes asymmetric algorithms only; "
+            "use an RSA (RS512, as docs-v3's example), EC or Ed25519 key"
+        )
     return load_key_set(
         value,
-        algorithm=ctx.raw("TOUCAN_SIGNING_ALGORITHM"),
+        algorithm=algorithm,
         kid=ctx.raw("TOUCAN_SIGNING_KEY_ID"),
         next_key=ctx.raw("TOUCAN_SIGNING_KEY_NEXT"),
         fallbacks=fallbacks,
+        rsa_default="RS512" if classic else "RS256",  # docs-v3's example signs RS512
     )
 
 
@@ -231,11 +241,12 @@ def _issuer(value: Any, ctx: Context) -> Any:
 
 
 def _audience(value: Any, ctx: Context) -> Any:
+    """Required in signed mode, never guessed: a wrong ``aud`` fails every exchange (see :mod:`.realm`)."""
     if not _signed(ctx):
         return value
-    if value in (None, "") and ctx["TOUCAN_EXCHANGE_URL"] is not None:
-        value = ctx["TOUCAN_EXCHANGE_URL"]  # docs-v3: aud is the OAuth token endpoint
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value.strip():
+        if ctx["TOUCAN_EXCHANGE_URL"] is not None:
+            raise ConfigurationError(audience_required(ctx["TOUCAN_EXCHANGE_URL"]))
         raise ConfigurationError("TOUCAN_AUDIENCE is required when TOUCAN_MODE is 'signed'")
     return value
 
@@ -478,8 +489,8 @@ SETTINGS: tuple[Setting, ...] = (
     S(
         "TOUCAN_SIGNING_ALGORITHM",
         None,
-        "must fit the key; `none` is never accepted; HMAC never mixes with asymmetric keys",
-        shown="from the key (RS256 for RSA)",
+        "must fit the key; `none` is never accepted; HMAC never mixes with asymmetric keys; `HS*` is refused with `TOUCAN_EXCHANGE_URL` (the exchange takes asymmetric algorithms only)",
+        shown="from the key: RSA → RS512 with `TOUCAN_EXCHANGE_URL` (docs-v3's example), else RS256",
     ),
     S("TOUCAN_SIGNING_KEY_NEXT", None, "the next key, published in the JWKS before it signs"),
     S(
@@ -491,7 +502,7 @@ SETTINGS: tuple[Setting, ...] = (
     S(
         "TOUCAN_EXCHANGE_URL",
         None,
-        "classic profile: the realm token endpoint, `{instance}/api/auth/realms/{tenant}/protocol/openid-connect/token`. Unset = signed-direct, which **no Toucan product accepts** (sandbox/tests only)",
+        "classic profile: the realm token endpoint, `{instance}/api/auth/realms/{tenant}/protocol/openid-connect/token` (Toucan's `/api/auth` in front of Keycloak's `/realms/{realm}/protocol/openid-connect/token`; both accepted). Unset = signed-direct, which **no Toucan product accepts** (sandbox/tests only)",
         _exchange_url,
         "exchange_url",
     ),
@@ -506,10 +517,10 @@ SETTINGS: tuple[Setting, ...] = (
     S(
         "TOUCAN_AUDIENCE",
         None,
-        "`aud` of the assertion; docs-v3: the OAuth token endpoint",
+        "`aud` of the assertion, one string, never guessed. docs-v3: `OAUTH_URL/TENANT_ID/oauth/oauth-token` from the admin interface (Embed settings); a Keycloak-based exchange: the realm issuer `{instance}/api/auth/realms/{tenant}` or the token endpoint (`TOUCAN_EXCHANGE_URL`)",
         _audience,
         "audience",
-        "`TOUCAN_EXCHANGE_URL` (required without one)",
+        "— (required in signed mode)",
     ),
     S("TOUCAN_WORKSPACE_ID", None, "`embed_context.workspace_id`", _as_is, "workspace_id"),
     S(

@@ -13,10 +13,19 @@ with Authlib's *server* side (``AuthorizationServer``, a grant built on
 client is judged by an implementation we did not write. Host assertions are
 verified with joserfc (:mod:`.hostkeys`), never with ``flask_toucan.verify_token``.
 
-Refusals are RFC 6749 error JSON: a missing or wrong client secret is 401
-``invalid_client``; no ``embed`` scope is ``invalid_scope``; a bad signature,
-an expired or replayed assertion, ``sub`` other than the client id or an
-``embed_context`` over 3.5 KB is ``invalid_grant``.
+It behaves like Keycloak's JWT Authorization Grant (:mod:`.keycloak`): the
+``jti`` is spent before the signature is checked, so a retried duplicate is
+"Token reuse detected"; ``aud`` is one string (the realm issuer or the token
+endpoint, or the sandbox's configured ``audience``, standing in for the value
+Toucan's admin interface shows); an assertion lives at most 300 s past its
+``iat``; ``nbf`` gets no clock skew; only asymmetric algorithms.
+
+Refusals are RFC 6749 error JSON, with Keycloak's codes: no client id is 401
+``invalid_client`` (so is an unknown one); the embed client with a missing or
+wrong secret is 401 ``unauthorized_client``; a missing ``embed`` scope or an
+unknown scope is 400 ``invalid_scope``; a bad signature, an expired, replayed
+or over-long assertion, a wrong ``aud``, ``sub`` other than the client id or an
+``embed_context`` over 3.5 KB is 400 ``invalid_grant``.
 """
 
 from __future__ import annotations
@@ -25,22 +34,39 @@ import hmac
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import InvalidGrantError, InvalidRequestError, InvalidScopeError
-from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    UnauthorizedClientError,
+)
+from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc7523 import JWTBearerGrant
 from flask import Blueprint, Flask, Response, jsonify, request
 
 from ..exceptions import InvalidTokenError
 from .grants import Grant, RequestInvalid, grant_from_claims
 from .hostkeys import MAX_ASSERTION_BYTES
+from .keycloak import check_claims, spend_jti
 from .state import SandboxState, get_state
 
 bp = Blueprint("sandbox_classic", __name__)
 
 TOKEN_PATH = "/api/auth/realms/<tenant>/protocol/openid-connect/token"  # noqa: S105 (a URL rule)
+#: Keycloak 26's own path (no ``/api/auth``: Toucan's prefix), served too.
+KEYCLOAK_TOKEN_PATH = "/realms/<tenant>/protocol/openid-connect/token"  # noqa: S105 (a URL rule)
 EMBED_SCOPE = "embed"
+#: The scopes the realm knows; any other is ``invalid_scope``.
+KNOWN_SCOPES = (EMBED_SCOPE, "openid")
 AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-JTI_GRACE = 60  # seconds a jti is remembered past exp (covers the verifier's leeway)
+BAD_CREDENTIALS = "Invalid client or Invalid client credentials"  # Keycloak's wording
+
+
+class UnauthorizedClient(UnauthorizedClientError):
+    """Keycloak's answer to a known client with a wrong secret: 401 ``unauthorized_client``."""
+
+    status_code = 401
 
 
 class EmbedClient:
@@ -76,16 +102,41 @@ class EmbedJWTBearerGrant(JWTBearerGrant):
 
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
+    def authenticate_token_endpoint_client(self) -> EmbedClient:
+        """Authlib's client authentication, its refusals told apart as Keycloak does."""
+        try:
+            client: EmbedClient = super().authenticate_token_endpoint_client()
+            return client
+        except InvalidClientError:
+            pass
+        basic_id, _ = extract_basic_authorization(self.request.headers)
+        client_id = basic_id or self.request.form.get("client_id")
+        if not client_id:
+            raise InvalidClientError(status_code=401, description="Missing client_id parameter")
+        if client_id == get_state().options.exchange_client_id:
+            raise UnauthorizedClient(description=BAD_CREDENTIALS)
+        raise InvalidClientError(status_code=401, description=BAD_CREDENTIALS)
+
     def validate_token_request(self) -> None:
         client = self.authenticate_token_endpoint_client()
         self.request.client = client
-        if EMBED_SCOPE not in scope_to_list(self.request.payload.scope or ""):
+        scopes = scope_to_list(self.request.payload.scope or "") or []
+        unknown = [s for s in scopes if s not in KNOWN_SCOPES]
+        if unknown:
+            raise InvalidScopeError(
+                description=f"Invalid scopes: {' '.join(unknown)} (the realm knows {', '.join(KNOWN_SCOPES)})"
+            )
+        if EMBED_SCOPE not in scopes:
             raise InvalidScopeError(description=f"the '{EMBED_SCOPE}' scope is required")
         assertion = self.request.form.get("assertion")
         if not assertion:
             raise InvalidRequestError("Missing 'assertion' in request")
         state = get_state()
+        if len(assertion.encode()) > MAX_ASSERTION_BYTES:
+            raise InvalidGrantError(description="the assertion is over 8 KB")
+        spend_jti(assertion, state.seen_jti)  # before the signature: a resent assertion is reuse
         claims = self.process_assertion_claims(assertion)
+        check_claims(claims, token_endpoint=request.base_url, extra=(state.options.audience,))
         if claims.get("sub") != client.client_id:
             raise InvalidGrantError(description="the assertion's sub must be the embed client id")
         try:
@@ -97,8 +148,6 @@ class EmbedJWTBearerGrant(JWTBearerGrant):
             )
         except RequestInvalid as exc:
             raise InvalidGrantError(description=exc.message) from None
-        if not state.seen_jti.first_use(str(claims["jti"]), float(claims["exp"]) + JTI_GRACE):
-            raise InvalidGrantError(description="the assertion's jti was already used (replay)")
         self.request.user = grant
 
     def process_assertion_claims(self, assertion: str) -> dict[str, Any]:
@@ -106,8 +155,6 @@ class EmbedJWTBearerGrant(JWTBearerGrant):
         state = get_state()
         if state.host_keys is None or state.options.issuer is None:
             raise InvalidGrantError(description="signed mode is off (start the sandbox with a host JWKS URL)")
-        if len(assertion.encode()) > MAX_ASSERTION_BYTES:
-            raise InvalidGrantError(description="the assertion is over 8 KB")
         try:
             return state.host_keys.verify(assertion, issuer=state.options.issuer, audience=audiences(state))
         except InvalidTokenError as exc:
@@ -127,8 +174,10 @@ class EmbedJWTBearerGrant(JWTBearerGrant):
 
 
 def audiences(state: SandboxState) -> list[str]:
-    """The configured audience, and this endpoint's own URL (docs-v3: ``aud`` is the token endpoint)."""
-    return [state.options.audience, request.base_url]
+    """The realm issuer, this endpoint's own URL (Keycloak) and the configured audience (docs-v3's
+    value from the admin interface); :func:`.keycloak.check_claims` then wants one string."""
+    endpoint = request.base_url
+    return [endpoint.removesuffix("/protocol/openid-connect/token"), endpoint, state.options.audience]
 
 
 def create_server(app: Flask, state: SandboxState) -> AuthorizationServer:
@@ -151,6 +200,7 @@ def _oauth_error(status: int, error: str, description: str) -> Response:
 
 
 @bp.post(TOKEN_PATH)
+@bp.post(KEYCLOAK_TOKEN_PATH)
 def token(tenant: str) -> Response:
     state = get_state()
     state.stats.incr("exchange_requests")
@@ -165,4 +215,8 @@ def token(tenant: str) -> Response:
         return _oauth_error(404, "invalid_request", "unknown realm (see the sandbox's tenant option)")
     server: AuthorizationServer = state.oauth_server
     answer: Response = server.create_token_response()
+    if state.faults.lose():  # served (jti spent, token minted), then lost by a proxy on the way back
+        state.stats.incr("faults_injected")
+        lost = Response("Gateway Timeout", status=504, mimetype="text/plain")
+        return lost
     return answer

@@ -9,6 +9,9 @@ a seeded share ``fail_rate`` of the rest. ``reject`` (``{"status": 403,
 "code": "NO_ACTIVE_SUBSCRIPTION"}``) answers every call with that permanent
 refusal until it is set back to ``None``: Toucan's ``{code, message}`` envelope
 on the token API, RFC 6749 ``{"error": code.lower()}`` on the OAuth endpoint.
+``lose_next`` is the fault of a proxy in front: the next ``lose_next`` calls are
+served in full (a token minted, an assertion's ``jti`` spent) and the answer is
+then replaced by a plain 504, as a gateway that timed out on the way back.
 Everything can be changed while the sandbox runs (``SandboxServer.set_faults``
 or ``POST /_sandbox/faults``).
 """
@@ -31,6 +34,7 @@ FAULT_FIELDS = (
     "retry_after",
     "fault_seed",
     "reject",
+    "lose_next",
 )
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _OAUTH_NAMES = {503: "temporarily_unavailable", 429: "temporarily_unavailable"}
@@ -73,6 +77,7 @@ class Faults:
     retry_after: int = 1
     fault_seed: int = 0
     reject: dict[str, Any] | None = None
+    lose_next: int = 0
     _rng: random.Random = field(default_factory=lambda: random.Random(0), repr=False)  # noqa: S311
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -97,6 +102,14 @@ class Faults:
 
     def settings(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in FAULT_FIELDS}
+
+    def lose(self) -> bool:
+        """Whether the answer to this call (already served) is lost on the way back."""
+        with self._lock:
+            if self.lose_next <= 0:
+                return False
+            self.lose_next -= 1
+            return True
 
     def apply(self) -> Injected | None:
         """Sleep the latency, then decide whether this call fails."""

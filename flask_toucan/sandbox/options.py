@@ -68,6 +68,7 @@ class SandboxOptions:
     fail_rate: float = 0.0
     fail_next: int = 0
     rate_limit_next: int = 0
+    lose_next: int = 0  # served, then the answer replaced by a 504 (a proxy that lost it)
     retry_after: int = 1
     fault_seed: int = 0
     reject: Mapping[str, Any] | None = None  # {"status": 403, "code": "NO_ACTIVE_SUBSCRIPTION"}
@@ -124,7 +125,7 @@ class SandboxOptions:
                 raise ConfigurationError(f"attribute {name!r}: type {kind!r} is not one of {ATTRIBUTE_TYPES}")
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ConfigurationError("fail_rate must be between 0 and 1")
-        for name in ("latency_ms", "fail_next", "rate_limit_next", "retry_after"):
+        for name in ("latency_ms", "fail_next", "rate_limit_next", "lose_next", "retry_after"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must not be negative")
         if not _REALM.match(self.tenant):

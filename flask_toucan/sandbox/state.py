@@ -54,6 +54,7 @@ class SandboxState:
             fail_rate=options.fail_rate,
             fail_next=options.fail_next,
             rate_limit_next=options.rate_limit_next,
+            lose_next=options.lose_next,
             retry_after=options.retry_after,
             fault_seed=options.fault_seed,
             reject=dict(options.reject) if options.reject is not None else None,

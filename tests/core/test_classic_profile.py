@@ -66,7 +66,7 @@ def classic_app(realm: Realm, **extra: Any) -> tuple[Flask, Any]:
     config = signed_config(
         TOUCAN_EXCHANGE_URL=realm.url, TOUCAN_EXCHANGE_CLIENT_SECRET=EXCHANGE_SECRET, TOUCAN_HTTP_RETRIES=1
     )
-    config.pop("TOUCAN_AUDIENCE")  # defaults to the exchange URL
+    config["TOUCAN_AUDIENCE"] = realm.url  # required (no default): here the token endpoint
     config.update(extra)
     return make_app(**config)
 
@@ -235,8 +235,8 @@ def test_config_of_the_exchange() -> None:
             {**base, "TOUCAN_EXCHANGE_CLIENT_SECRET": "s", "TOUCAN_EXCHANGE_AUTH_METHOD": "private_key_jwt"}
         )
     no_aud = {k: v for k, v in base.items() if k != "TOUCAN_AUDIENCE"}
-    cfg = ToucanConfig.from_mapping({**no_aud, "TOUCAN_EXCHANGE_CLIENT_SECRET": f" {EXCHANGE_SECRET}\n"})
-    assert cfg.audience == base["TOUCAN_EXCHANGE_URL"]
+    cfg = ToucanConfig.from_mapping({**base, "TOUCAN_EXCHANGE_CLIENT_SECRET": f" {EXCHANGE_SECRET}\n"})
+    assert cfg.audience == base["TOUCAN_AUDIENCE"]
     assert cfg.exchange_client_secret == EXCHANGE_SECRET
     assert (cfg.exchange_client_id, cfg.assertion_subject, cfg.exchange_scope, cfg.exchange_auth_method) == (
         "toucan-embed-client",
@@ -251,3 +251,65 @@ def test_config_of_the_exchange() -> None:
         )
     with pytest.raises(ConfigurationError, match="TOUCAN_AUDIENCE"):  # signed-direct keeps it required
         ToucanConfig.from_mapping({k: v for k, v in signed_config().items() if k != "TOUCAN_AUDIENCE"})
+
+
+@pytest.mark.parametrize("audience", [None, "", "  "])
+def test_the_classic_profile_has_no_default_audience(audience: Any) -> None:
+    """A wrong ``aud`` fails every exchange: no guess, an error naming the setting and its forms."""
+    url = "https://toucan.example/api/auth/realms/acme/protocol/openid-connect/token"
+    config = signed_config(
+        TOUCAN_EXCHANGE_URL=url, TOUCAN_EXCHANGE_CLIENT_SECRET=EXCHANGE_SECRET, TOUCAN_AUDIENCE=audience
+    )
+    with pytest.raises(ConfigurationError) as info:
+        make_app(**config)
+    message = str(info.value)
+    assert "TOUCAN_AUDIENCE is required with TOUCAN_EXCHANGE_URL" in message
+    assert "OAUTH_URL/TENANT_ID/oauth/oauth-token" in message and "admin interface" in message
+    assert "https://toucan.example/api/auth/realms/acme" in message and url in message  # Keycloak's two
+    assert EXCHANGE_SECRET not in message
+
+
+def test_keycloaks_own_path_names_its_realm_issuer_too() -> None:
+    """Keycloak 26 serves ``/realms/{r}/...`` (no ``/api/auth``): the error names its issuer as well."""
+    url = "https://kc.example/realms/acme/protocol/openid-connect/token"
+    config = signed_config(TOUCAN_EXCHANGE_URL=url, TOUCAN_EXCHANGE_CLIENT_SECRET="s", TOUCAN_AUDIENCE=None)
+    with pytest.raises(ConfigurationError, match=r"realm issuer \(https://kc\.example/realms/acme\)"):
+        make_app(**config)
+
+
+def test_classic_profile_signs_rs512_by_default_and_refuses_hmac() -> None:
+    url = "https://toucan.example/api/auth/realms/acme/protocol/openid-connect/token"
+    classic = signed_config(TOUCAN_EXCHANGE_URL=url, TOUCAN_EXCHANGE_CLIENT_SECRET="s", TOUCAN_AUDIENCE=url)
+    cfg = ToucanConfig.from_mapping(classic)
+    assert cfg.keys is not None and cfg.keys.current.algorithm == "RS512"  # docs-v3's example
+    assert cfg.keys.jwks()["keys"][0]["alg"] == "RS512"
+    direct = ToucanConfig.from_mapping(signed_config())
+    assert direct.keys is not None and direct.keys.current.algorithm == "RS256"  # elsewhere: unchanged
+    explicit = ToucanConfig.from_mapping({**classic, "TOUCAN_SIGNING_ALGORITHM": "PS256"})
+    assert explicit.keys is not None and explicit.keys.current.algorithm == "PS256"
+    hmac = {**classic, "TOUCAN_SIGNING_KEY": "h" * 40, "TOUCAN_SIGNING_ALGORITHM": "HS256"}
+    with pytest.raises(ConfigurationError, match="HS256 cannot be used with TOUCAN_EXCHANGE_URL") as info:
+        ToucanConfig.from_mapping(hmac)
+    assert "h" * 40 not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "issuer"),
+    [
+        (
+            "https://t.example/api/auth/realms/acme/protocol/openid-connect/token",
+            "https://t.example/api/auth/realms/acme",
+        ),
+        ("https://kc.example/realms/acme/protocol/openid-connect/token", "https://kc.example/realms/acme"),
+        (
+            "https://kc.example/auth/realms/a.b/protocol/openid-connect/token",
+            "https://kc.example/auth/realms/a.b",
+        ),
+        ("https://t.example/oauth/token", None),
+        ("https://t.example/realms/acme/protocol/openid-connect/token/extra", None),
+    ],
+)
+def test_realm_issuer_of_both_token_endpoint_forms(url: str, issuer: str | None) -> None:
+    from flask_toucan.realm import realm_issuer
+
+    assert realm_issuer(url) == issuer

@@ -45,7 +45,8 @@ class Classic:
             TOUCAN_SIGNING_ALGORITHM="RS512",  # as docs-v3's example
             TOUCAN_ISSUER=ISSUER,
             TOUCAN_BASE_URL=self.sandbox.url,
-            TOUCAN_EXCHANGE_URL=self.sandbox.exchange_url,  # aud defaults to it
+            TOUCAN_EXCHANGE_URL=self.sandbox.exchange_url,
+            TOUCAN_AUDIENCE=self.sandbox.exchange_url,  # required: Keycloak takes the token endpoint
             TOUCAN_EXCHANGE_CLIENT_SECRET=self.sandbox.exchange_client_secret,
             TOUCAN_HTTP_RETRIES=0,
         )
@@ -113,7 +114,7 @@ def test_no_assertion_or_secret_in_page_refresh_or_logs(
 @pytest.mark.parametrize(
     ("config", "code"),
     [
-        ({"TOUCAN_EXCHANGE_CLIENT_SECRET": "wrong-SECRET-value"}, "invalid_client"),
+        ({"TOUCAN_EXCHANGE_CLIENT_SECRET": "wrong-SECRET-value"}, "unauthorized_client"),
         ({"TOUCAN_EXCHANGE_SCOPE": "openid"}, "invalid_scope"),
         ({"TOUCAN_ASSERTION_SUBJECT": "alice"}, "invalid_grant"),
         ({"TOUCAN_EXCHANGE_CLIENT_ID": "someone-else"}, "invalid_client"),
@@ -154,8 +155,53 @@ def test_cli_output_holds_no_client_secret_or_secrets(classic: Any) -> None:
     assert minted.exit_code == 0, minted.output
     assert '"username"' in minted.output and '"secrets"' not in minted.output
     failed = cli(wrong, "mint", "--sub", "erin", "--claim", "org=acme")
-    assert failed.exit_code != 0 and "invalid_client" in failed.output
+    assert failed.exit_code != 0 and "unauthorized_client" in failed.output
     checked = cli(env.app, "check")
+    realm = env.sandbox.exchange_url.removesuffix("/protocol/openid-connect/token")
+    assert f"(realm issuer {realm})" in checked.output  # Toucan's /api/auth prefix is accepted
     for output in (minted.output, failed.output, checked.output):
         for secret in (WAREHOUSE_SECRET, env.sandbox.exchange_client_secret, "wrong-SECRET-value"):
             assert secret not in output
+
+
+def test_a_retry_after_a_lost_answer_signs_a_new_assertion(classic: Any) -> None:
+    """A proxy 504 after the exchange spent the jti: the retry must carry a new assertion.
+
+    Keycloak records an assertion's ``jti`` before anything else, so resending the same
+    assertion is "token reuse" (400 ``invalid_grant``), a permanent refusal of a good request.
+    """
+    env = classic(TOUCAN_HTTP_RETRIES=1)
+    env.sandbox.set_faults(lose_next=1)
+    token = env.issue()
+    assert dashboard(env.sandbox, token.value).json()["tenant"]["id"] == "initech"
+    assert env.sandbox.stats["exchange_requests"] == 2
+    assert env.sandbox.stats["exchanges"] == 2  # both served: the first answer was lost
+
+
+@pytest.mark.parametrize(
+    ("config", "status", "code"),
+    [
+        ({"TOUCAN_EXCHANGE_CLIENT_SECRET": "wrong-SECRET-value"}, 401, "unauthorized_client"),
+        ({"TOUCAN_EXCHANGE_CLIENT_ID": "someone-else"}, 401, "invalid_client"),
+        ({"TOUCAN_ASSERTION_SUBJECT": "alice"}, 400, "invalid_grant"),
+        ({"TOUCAN_EXCHANGE_SCOPE": "embed admin"}, 400, "invalid_scope"),
+    ],
+)
+def test_each_refusal_is_misconfigured_on_the_page_and_a_502_refresh(
+    classic: Any, config: dict[str, str], status: int, code: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keycloak's refusals: the placeholder, a 502 without Retry-After, the code alone in the log."""
+    caplog.set_level(logging.DEBUG)
+    env = classic(**config)
+    env.app.test_client_class = ToucanTestClient
+    client = env.app.test_client(user={"sub": "dave", "iss": "https://idp", "org": "acme"})
+    page = client.get("/page").get_data(as_text=True)
+    assert 'data-toucan-placeholder="misconfigured"' in page and "auth-token" not in page
+    refresh = client.post(
+        "/toucan/token", json={"kind": "dashboard"}, headers={"X-Toucan-CSRF": client.csrf_token}
+    )
+    assert refresh.status_code == 502 and "Retry-After" not in refresh.headers
+    assert refresh.get_json()["upstream_code"] == code
+    assert f"code {code}, HTTP {status}" in caplog.text
+    for description in ("Invalid client", "Invalid scopes", "sub must be", "wrong-SECRET-value"):
+        assert description not in caplog.text + page + refresh.get_data(as_text=True)

@@ -39,9 +39,10 @@ def build_host(mode: str, sandbox: Any, host_url: str) -> Flask:
             TOUCAN_SIGNING_ALGORITHM="RS512",
             TOUCAN_ISSUER=host_url,
         )
-        if mode == "classic":  # aud defaults to the exchange URL, as docs-v3 says
+        if mode == "classic":  # aud: the realm's token endpoint (no default: it is required)
             app.config.update(
                 TOUCAN_EXCHANGE_URL=sandbox.exchange_url,
+                TOUCAN_AUDIENCE=sandbox.exchange_url,
                 TOUCAN_EXCHANGE_CLIENT_SECRET=sandbox.exchange_client_secret,
             )
         else:

@@ -169,13 +169,19 @@ def test_exchange_accepted_and_data_scoped(signed_sandbox: Any, host: Host, meth
 
 
 @pytest.mark.parametrize(
-    ("secret", "method"), [(None, "basic"), ("wrong", "basic"), ("wrong", "post"), ("", "post")]
+    ("secret", "method", "error"),
+    [
+        (None, "basic", "invalid_client"),  # no client id at all
+        ("wrong", "basic", "unauthorized_client"),  # Keycloak: the known client, bad credentials
+        ("wrong", "post", "unauthorized_client"),
+        ("", "post", "unauthorized_client"),
+    ],
 )
-def test_missing_or_wrong_client_secret_is_invalid_client(
-    signed_sandbox: Any, secret: str | None, method: str
+def test_client_authentication_refusals_are_keycloaks(
+    signed_sandbox: Any, secret: str | None, method: str, error: str
 ) -> None:
     resp = exchange(signed_sandbox, assertion(), secret=secret, method=method)
-    refused(resp, 401, "invalid_client")
+    refused(resp, 401, error)
     assert signed_sandbox.exchange_client_secret not in resp.text
     assert signed_sandbox.stats.get("exchanges", 0) == 0
 
@@ -203,8 +209,64 @@ def test_embed_context_over_3_5_kb_is_invalid_grant(signed_sandbox: Any) -> None
 def test_replayed_jti_is_refused(signed_sandbox: Any) -> None:
     jwt_ = assertion()
     assert exchange(signed_sandbox, jwt_).status_code == 200
-    refused(exchange(signed_sandbox, jwt_), 400, "invalid_grant", "replay")
+    refused(exchange(signed_sandbox, jwt_), 400, "invalid_grant", "Token reuse detected")
     assert exchange(signed_sandbox, assertion()).status_code == 200  # a fresh jti is fine
+
+
+def test_jti_is_spent_before_the_signature_check(signed_sandbox: Any) -> None:
+    """Keycloak records the jti first: even a refused (forged) assertion spends it."""
+    jti = uuid.uuid4().hex
+    genuine = assertion(jti=jti)
+    forged = ".".join([*genuine.split(".")[:2], assertion("host-b").split(".")[2]])
+    refused(exchange(signed_sandbox, forged), 400, "invalid_grant", "signature")
+    refused(exchange(signed_sandbox, genuine), 400, "invalid_grant", "Token reuse detected")
+
+
+def test_a_lost_answer_spends_the_jti(signed_sandbox: Any) -> None:
+    """``lose_next``: served, answer lost (a proxy 504); the same assertion again is reuse."""
+    signed_sandbox.set_faults(lose_next=1)
+    jwt_ = assertion()
+    lost = exchange(signed_sandbox, jwt_)
+    assert lost.status_code == 504 and signed_sandbox.stats["exchanges"] == 1
+    refused(exchange(signed_sandbox, jwt_), 400, "invalid_grant", "Token reuse detected")
+    assert exchange(signed_sandbox, assertion()).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("claims", "words"),
+    [
+        (lambda now: {"iat": now - 1, "exp": now + 300}, "300 s"),  # one second too long
+        (lambda now: {"nbf": now + 5}, "not active"),  # no clock skew on nbf
+        (lambda now: {"aud": ["toucan-embed"]}, "one string"),  # a list, even of an accepted value
+        (lambda now: {"aud": "https://toucan.example/oauth/oauth-token"}, "audience"),
+    ],
+)
+def test_keycloak_assertion_rules(signed_sandbox: Any, claims: Any, words: str) -> None:
+    jwt_ = assertion(**claims(int(time.time())))
+    refused(exchange(signed_sandbox, jwt_), 400, "invalid_grant", words)
+
+
+def test_audience_is_the_realm_issuer_or_the_token_endpoint(signed_sandbox: Any) -> None:
+    endpoint = signed_sandbox.exchange_url
+    issuer = endpoint.removesuffix("/protocol/openid-connect/token")
+    for aud in (issuer, endpoint):
+        assert exchange(signed_sandbox, assertion(aud=aud)).status_code == 200
+    # Keycloak 26's own path, without Toucan's /api/auth in front, is served too.
+    bare = endpoint.replace("/api/auth/realms/", "/realms/")
+    auth = (CLIENT_ID, signed_sandbox.exchange_client_secret)
+    form = {"grant_type": JWT_BEARER, "scope": "embed", "assertion": assertion(aud=bare)}
+    assert requests.post(bare, data=form, auth=auth, timeout=10).status_code == 200
+
+
+def test_hmac_assertions_are_refused_by_name(signed_sandbox: Any) -> None:
+    now = int(time.time())
+    claims = {"sub": CLIENT_ID, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 60}
+    hs = jwt.encode({**claims, "jti": uuid.uuid4().hex, "embed_context": embed_context()}, "k" * 32)
+    refused(exchange(signed_sandbox, hs), 400, "invalid_grant", "asymmetric algorithms only")
+
+
+def test_unknown_scope_is_invalid_scope(signed_sandbox: Any) -> None:
+    refused(exchange(signed_sandbox, assertion(), scope="embed admin"), 400, "invalid_scope", "admin")
 
 
 def test_unknown_kid_refetches_once_per_cooldown(
@@ -248,11 +310,6 @@ def test_unknown_kid_refetches_once_per_cooldown(
 )
 def test_bad_assertions_are_invalid_grant(signed_sandbox: Any, kwargs: dict[str, Any], reason: str) -> None:
     refused(exchange(signed_sandbox, assertion(**kwargs)), 400, "invalid_grant", reason)
-
-
-def test_audience_may_be_the_token_endpoint(signed_sandbox: Any) -> None:
-    """docs-v3: ``aud`` is the OAuth token endpoint (the host's default without TOUCAN_AUDIENCE)."""
-    assert exchange(signed_sandbox, assertion(aud=signed_sandbox.exchange_url)).status_code == 200
 
 
 def test_grant_type_realm_and_mode_errors(signed_sandbox: Any, toucan_sandbox_factory: Any) -> None:

@@ -25,6 +25,7 @@ from .exceptions import (
     StoreUnavailable,
     ToucanError,
     UpstreamError,
+    UpstreamProtocolError,
     UpstreamRejected,
 )
 from .signals import token_issued, user_logged_in, user_logged_out
@@ -71,6 +72,7 @@ __all__ = [
     "ToucanError",
     "ToucanUser",
     "UpstreamError",
+    "UpstreamProtocolError",
     "UpstreamRejected",
     "token_issued",
     "user_logged_in",

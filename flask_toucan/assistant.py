@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import ssl
@@ -34,7 +35,14 @@ from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from .exceptions import BadRequest, PermissionDenied, ToucanError, UpstreamError, UpstreamRejected
+from .exceptions import (
+    BadRequest,
+    PermissionDenied,
+    ToucanError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamRejected,
+)
 from .tokens import EmbedToken
 
 # The MCP SDK (mcp, anyio, httpx2) is imported inside the methods that use it, on
@@ -44,6 +52,7 @@ from .tokens import EmbedToken
 
 TOOL = "ask_toucan_assistant"
 SCHEMA = "toucan-mcp-v1"
+log = logging.getLogger("flask_toucan")
 MAX_QUESTION = 2000
 MAX_THREADS_PER_USER = 100
 ProgressFn = Callable[[float, float | None, str | None], None]
@@ -332,12 +341,19 @@ class AssistantSession:
 
 
 def parse_envelope(result: Mapping[str, Any], host: str) -> dict[str, Any]:
-    """The ``toucan-mcp-v1`` envelope from a tool result (structured content, else its JSON text)."""
+    """The ``toucan-mcp-v1`` envelope from a tool result (structured content, else its JSON text).
+
+    Checked so that what ``ask()`` and the ask route hand on can be drawn:
+    ``visualizations`` keeps only JSON objects (an item such as ``"just a
+    string"``, ``42`` or one holding ``NaN`` is dropped, and counted in the log), and the whole
+    envelope must be strict JSON (no ``NaN``: a browser's ``JSON.parse`` would
+    choke on it). Anything else is :class:`UpstreamProtocolError`.
+    """
     envelope = result.get("structured")
     if not isinstance(envelope, dict) or "answer" not in envelope:
         try:
             envelope = json.loads(result.get("text") or "")
-        except ValueError:
+        except (ValueError, RecursionError):
             envelope = None
     if (
         not isinstance(envelope, dict)
@@ -345,9 +361,30 @@ def parse_envelope(result: Mapping[str, Any], host: str) -> dict[str, Any]:
         or not isinstance(envelope.get("visualizations", []), list)
         or not isinstance(envelope.get("threadId"), str)
     ):
-        raise UpstreamError(f"the assistant at {host} answered something that is not a {SCHEMA} envelope")
-    envelope.setdefault("visualizations", [])
+        raise UpstreamProtocolError(
+            f"the assistant at {host} answered something that is not a {SCHEMA} envelope"
+        )
+    items = envelope.get("visualizations", [])
+    kept = [v for v in items if isinstance(v, dict) and _strict_json(v)]
+    if len(kept) < len(items):
+        log.warning(
+            "flask-toucan: the assistant at %s sent %d visualizations that are not strict JSON objects",
+            host,
+            len(items) - len(kept),
+        )
+    envelope = {**envelope, "visualizations": kept}
+    if not _strict_json(envelope):
+        raise UpstreamProtocolError(f"the assistant at {host} sent an envelope that is not strict JSON")
     return envelope
+
+
+def _strict_json(value: object) -> bool:
+    """Whether ``value`` dumps as JSON a browser's ``JSON.parse`` reads (no ``NaN``, ``Infinity``)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def _leaf(exc: BaseException) -> BaseException:

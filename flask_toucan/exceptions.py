@@ -164,6 +164,21 @@ class UpstreamRejected(UpstreamError):
         return body
 
 
+class UpstreamProtocolError(UpstreamError):
+    """Toucan (or the exchange endpoint) answered 200 with a body we cannot use.
+
+    No JSON, a wrong shape, a token of the wrong type, an ``expiresIn`` /
+    ``expires_in`` that is not a bounded positive number of seconds: the
+    upstream broke the protocol. Not an outage we can wait out with a known
+    delay, so the refresh endpoint answers 502 without ``Retry-After`` (the
+    refresh script backs off) and pages show the ``unavailable`` placeholder.
+    Never a 500, never a token built from part of the answer.
+    """
+
+    status_code = 502
+    code = "upstream_protocol_error"
+
+
 class StoreUnavailable(ToucanError):
     """The shared store (Redis, the file store) failed: degrade, never 500.
 
@@ -202,5 +217,6 @@ __all__ = [
     "StoreUnavailable",
     "ToucanError",
     "UpstreamError",
+    "UpstreamProtocolError",
     "UpstreamRejected",
 ]

@@ -29,14 +29,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.oauth2.auth import ClientAuth
-from authlib.oauth2.rfc6749 import OAuth2Token
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7523.jwt_bearer import JWT_BEARER_GRANT_TYPE
 
 from . import hints
-from .exceptions import UpstreamError, UpstreamRejected
+from .exceptions import UpstreamError, UpstreamProtocolError, UpstreamRejected
 from .http import Transport
-from .wire import MAX_TOKEN_LENGTH, MAX_UPSTREAM_LIFETIME
+from .wire import MAX_TOKEN_LENGTH, MAX_UPSTREAM_LIFETIME, printable_ascii
 
 #: What an OAuth ``error`` value must look like before we log or show it.
 OAUTH_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -85,24 +84,37 @@ def exchange_assertion(
     resp = transport.post(url, what="token exchange", fresh=fresh)
     try:
         data = json.loads(resp.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a pathologically nested body
         data = None
     if resp.status != 200 or not isinstance(data, dict) or "error" in data:
         raise _refusal(host, resp.status, data)
-    token = OAuth2Token.from_dict(data)
-    value = token.get("access_token")
-    lifetime = token.get("expires_in")
+    return _access_token(host, data), _lifetime(host, data.get("expires_in"))
+
+
+def _access_token(host: str, data: dict[str, object]) -> str:
+    """The answer's ``access_token``: a short printable string, else a protocol error."""
+    value = data.get("access_token")
     if not isinstance(value, str) or not value or len(value) > MAX_TOKEN_LENGTH:
-        raise UpstreamError(f"token exchange at {host} sent no usable access_token")
-    if any(c.isspace() or ord(c) < 0x20 for c in value):
-        raise UpstreamError(f"token exchange at {host} sent a malformed access_token")
+        raise UpstreamProtocolError(f"token exchange at {host} sent no usable access_token")
+    if not printable_ascii(value):
+        raise UpstreamProtocolError(f"token exchange at {host} sent a malformed access_token")
+    return value
+
+
+def _lifetime(host: str, lifetime: object) -> int:
+    """``expires_in`` as RFC 6749 has it: a positive integer of seconds, bounded.
+
+    Checked here rather than handed to Authlib's ``OAuth2Token.from_dict``,
+    which does arithmetic on it first (``"soon"``, ``1e999`` or ``[300]`` made
+    it raise ``ValueError`` / ``OverflowError`` / ``TypeError``: a 500).
+    """
     if (
         isinstance(lifetime, bool)
         or not isinstance(lifetime, int)
         or not 0 < lifetime <= MAX_UPSTREAM_LIFETIME
     ):
-        raise UpstreamError(f"token exchange at {host} sent an unusable expires_in")
-    return value, lifetime
+        raise UpstreamProtocolError(f"token exchange at {host} sent an unusable expires_in")
+    return lifetime
 
 
 def _refusal(host: str, status: int, data: object) -> UpstreamError:
@@ -120,5 +132,5 @@ def _refusal(host: str, status: int, data: object) -> UpstreamError:
             status=status,
         )
     if status == 200:
-        return UpstreamError(f"token exchange at {host} answered 200 with an error or without JSON")
+        return UpstreamProtocolError(f"token exchange at {host} answered 200 with an error or without JSON")
     return UpstreamError(f"token exchange at {host} answered HTTP {status}", retry_after=5)

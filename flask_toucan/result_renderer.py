@@ -16,45 +16,79 @@ component reads it with ``textContent`` and draws with DOM text nodes only.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
 
-from .components import ComponentKit, ComponentOptionError, render_attributes
+from .components import ComponentKit, render_attributes
 from .state import get_state
 
 TAG = "tc-result-renderer"
 #: The one place the data's carrier is named (see the module docstring).
 DATA_SCRIPT_TYPE = "application/json"
 OPTIONS = frozenset({"theme", "height", "id", "class", "class_", "aria_label"})
+log = logging.getLogger("flask_toucan")
 
 
-def _visualizations(value: Any) -> list[Mapping[str, Any]]:
-    """An envelope's ``visualizations``, or one visualization as a list of one."""
+def _visualizations(value: Any) -> list[dict[str, Any]] | None:
+    """The visualizations to draw, or ``None`` when nothing in ``value`` can be drawn.
+
+    ``value`` is data from upstream (an envelope from ``assistant.ask()``, its
+    ``visualizations``, one visualization), never a template author's mistake:
+    a shape we cannot use degrades instead of raising. Items that are not JSON
+    objects (``["just a string", 42]``), or that would not make strict JSON
+    (``NaN``), are skipped and counted in the log (never their content); if
+    nothing drawable is left of a non-empty answer, the caller shows the
+    placeholder. An envelope without visualizations draws an empty renderer.
+    """
     if isinstance(value, Mapping) and "visualizations" in value:
         items = value["visualizations"]
     elif isinstance(value, Mapping) and "type" in value:
         items = [value]
+    elif isinstance(value, Mapping) and "answer" in value:
+        items = []
     else:
         items = value
-    if (
-        isinstance(items, str | bytes)
-        or not isinstance(items, Sequence)
-        or not all(isinstance(v, Mapping) for v in items)
-    ):
-        raise ComponentOptionError(
-            "tc_result_renderer takes a toucan-mcp-v1 envelope, a visualization, or a list of them"
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Sequence):
+        log.warning(
+            "flask-toucan: tc_result_renderer got no list of visualizations (%s)", type(items).__name__
         )
-    return [dict(v) for v in items]
+        return None
+    kept = [dict(v) for v in items if isinstance(v, Mapping) and _strict_json(v)]
+    if len(kept) < len(items):
+        log.warning(
+            "flask-toucan: tc_result_renderer skipped %d of %d visualizations",
+            len(items) - len(kept),
+            len(items),
+        )
+    return kept if kept or not items else None
+
+
+def _strict_json(item: Mapping[str, Any]) -> bool:
+    """Whether ``item`` dumps as JSON a browser's ``JSON.parse`` reads (no ``NaN``, no odd types)."""
+    try:
+        json.dumps(item, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def result_renderer(envelope_or_visualization: Any, /, **options: Any) -> Markup:
-    """``<tc-result-renderer …><script type="application/json">…</script></tc-result-renderer>``."""
+    """``<tc-result-renderer …><script type="application/json">…</script></tc-result-renderer>``.
+
+    An unknown option is the template's mistake (:class:`ComponentOptionError`);
+    the data is upstream's, so bad data renders the ``unavailable`` placeholder.
+    """
     ComponentKit._check_names("tc_result_renderer", options, OPTIONS)
     presentation = ComponentKit()._presentation(options)
-    data = htmlsafe_json_dumps({"visualizations": _visualizations(envelope_or_visualization)})
+    visualizations = _visualizations(envelope_or_visualization)
+    if visualizations is None:
+        return ComponentKit._placeholder("unavailable", "result", presentation)
+    data = htmlsafe_json_dumps({"visualizations": visualizations})
     nonce = get_state().hooks.csp_nonce()
     script = Markup(  # noqa: S704 - htmlsafe_json_dumps output, attributes escaped
         f"<script{render_attributes({'type': DATA_SCRIPT_TYPE, 'nonce': nonce})}>{data}</script>"

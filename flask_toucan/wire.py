@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from . import hints
-from .exceptions import UpstreamError, UpstreamRejected
+from .exceptions import UpstreamError, UpstreamProtocolError, UpstreamRejected
 from .mappers import AttributeValue, Permissions
 
 #: A lifetime above this is not a short-lived token; refuse it rather than cache it.
@@ -46,12 +47,19 @@ def build_request(
 
 
 def parse_expires_in(value: Any) -> int:
-    """Seconds from ``expiresIn``: a number of seconds, or a duration such as ``"1h"``, ``"15m"``."""
+    """Seconds from ``expiresIn``: a number of seconds, or a duration such as ``"1h"``, ``"15m"``.
+
+    ``ValueError`` for anything else, including what ``int()`` itself would
+    choke on differently (``inf`` from a JSON ``1e999`` raises ``OverflowError``,
+    a list ``TypeError``): the caller maps one exception to one protocol error.
+    """
     if isinstance(value, bool):
         raise ValueError("boolean")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("not a finite number")
     if isinstance(value, int | float):
         seconds = int(value)
-    elif isinstance(value, str) and value.strip():
+    elif isinstance(value, str) and value.strip() and len(value) <= 64:
         m = re.match(_DURATION, value.lower())
         if not m or not any(m.groups()):
             raise ValueError("unparsable duration")
@@ -60,6 +68,17 @@ def parse_expires_in(value: Any) -> int:
     else:
         raise ValueError("missing")
     return seconds
+
+
+def printable_ascii(value: str) -> bool:
+    """Whether an opaque token is visible ASCII only (``!`` to ``~``).
+
+    Opaque tokens (JWE compact, OAuth access tokens) are base64url and dots.
+    Anything else is refused before it reaches a page: whitespace and control
+    characters, and non-ASCII (a lone surrogate from a JSON ``\\ud800`` cannot
+    even be encoded into the page's UTF-8).
+    """
+    return value.isascii() and all(0x21 <= ord(c) <= 0x7E for c in value)
 
 
 def error_code(body: bytes) -> str | None:
@@ -111,21 +130,23 @@ def parse_response(status: int, body: bytes, host: str) -> tuple[str, int]:
         raise error_for_status(status, body, host)
     try:
         data = json.loads(body)
-    except ValueError:
-        raise UpstreamError(f"Toucan token API at {host} sent a body that is not JSON") from None
+    except (ValueError, RecursionError):  # RecursionError: a pathologically nested body
+        raise UpstreamProtocolError(f"Toucan token API at {host} sent a body that is not JSON") from None
     if not isinstance(data, dict):
-        raise UpstreamError(f"Toucan token API at {host} sent an unexpected JSON shape")
+        raise UpstreamProtocolError(f"Toucan token API at {host} sent an unexpected JSON shape")
     token = data.get("token")
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
-        raise UpstreamError(f"Toucan token API at {host} sent no usable token")
-    if any(c.isspace() or ord(c) < 0x20 for c in token):
-        raise UpstreamError(f"Toucan token API at {host} sent a malformed token")
+        raise UpstreamProtocolError(f"Toucan token API at {host} sent no usable token")
+    if not printable_ascii(token):
+        raise UpstreamProtocolError(f"Toucan token API at {host} sent a malformed token")
     try:
         lifetime = parse_expires_in(data.get("expiresIn"))
     except ValueError:
-        raise UpstreamError(f"Toucan token API at {host} sent an unparsable expiresIn") from None
+        raise UpstreamProtocolError(f"Toucan token API at {host} sent an unparsable expiresIn") from None
     if lifetime <= 0:
-        raise UpstreamError(f"Toucan token API at {host} sent a token that is already expired")
+        raise UpstreamProtocolError(f"Toucan token API at {host} sent a token that is already expired")
     if lifetime > MAX_UPSTREAM_LIFETIME:
-        raise UpstreamError(f"Toucan token API at {host} sent a lifetime above {MAX_UPSTREAM_LIFETIME} s")
+        raise UpstreamProtocolError(
+            f"Toucan token API at {host} sent a lifetime above {MAX_UPSTREAM_LIFETIME} s"
+        )
     return token, lifetime

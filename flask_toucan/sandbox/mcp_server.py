@@ -25,7 +25,9 @@ notifications reach the caller before the result.
 
 Fault knobs for tests (:meth:`McpEndpoint.set_faults`): ``subscription=False``
 (403 ``NO_ACTIVE_SUBSCRIPTION``, the answer a live probe gave), ``delay``
-(seconds the tool takes), ``tool_error`` (a ``{code, message}`` the tool fails with).
+(seconds the tool takes), ``tool_error`` (a ``{code, message}`` the tool fails with),
+``envelope`` (a dict merged over the answer's envelope, e.g. ``{"visualizations": ["x", 42]}``:
+a buggy Toucan for the host's envelope checks).
 """
 
 from __future__ import annotations
@@ -97,7 +99,12 @@ class McpEndpoint:
         self.state = state
         self.threads: dict[str, ThreadState] = {}
         self._lock = threading.Lock()
-        self._faults: dict[str, Any] = {"subscription": True, "delay": 0.0, "tool_error": None}
+        self._faults: dict[str, Any] = {
+            "subscription": True,
+            "delay": 0.0,
+            "tool_error": None,
+            "envelope": None,
+        }
         self.server = build_server(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -347,12 +354,13 @@ async def answer(endpoint: McpEndpoint, ctx: Context, question: str, thread_id: 
         await anyio.sleep(float(faults["delay"]))
     result = await anyio.to_thread.run_sync(compute, endpoint, grant, thread)
     await ctx.report_progress(3, 3, "Done")
-    return {
+    envelope = {
         "schema": SCHEMA,
         "answer": result["answer"],
         "visualizations": visualizations(result, thread),
         "threadId": thread_id,
     }
+    return {**envelope, **(faults["envelope"] or {})}
 
 
 def build_server(endpoint: McpEndpoint) -> MCPServer:

@@ -12,10 +12,23 @@ attribute would strain, and the JSON is escaped by Jinja's
 ``htmlsafe_json_dumps`` (``<``, ``>``, ``&`` and ``'`` as ``\\u`` escapes), so a
 value such as ``</script><script>…`` or ``<!--`` cannot end the block. The
 component reads it with ``textContent`` and draws with DOM text nodes only.
+
+A public summary of ``<tc-result-renderer>`` says it reads a ``payload`` DOM
+property; Toucan's pages do not say so, so this too is our choice: a tiny
+inline script after the JSON child (:data:`PAYLOAD_SCRIPT`, constant text,
+with the page's CSP nonce, or allowed by its hash :data:`PAYLOAD_SCRIPT_HASH`)
+sets ``element.payload`` from the child: the visualization when the element
+holds one (``tc_result_renderer(viz)``, or an envelope with one), the list
+when it holds several. It sets it once the element is defined (so the
+component's own ``payload`` setter, if it has one, gets it) and never over a
+value the page set itself. The JSON child stays: it is what a strict CSP lets
+through even where the script is blocked, and what the sandbox's component reads.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -32,6 +45,17 @@ TAG = "tc-result-renderer"
 DATA_SCRIPT_TYPE = "application/json"
 OPTIONS = frozenset({"theme", "height", "id", "class", "class_", "aria_label"})
 log = logging.getLogger("flask_toucan")
+#: Sets ``payload`` on its parent from the JSON child (constant: allowed by nonce or by hash).
+PAYLOAD_SCRIPT = (
+    "(function(s){var e=s.parentElement,d=e&&e.querySelector('script[type=\"application/json\"]');"
+    "if(!d)return;var v=JSON.parse(d.textContent).visualizations,p=v.length===1?v[0]:v,"
+    "t=e.localName,f=function(){if(e.payload===undefined)e.payload=p;};"
+    "if(customElements.get(t))f();else customElements.whenDefined(t).then(f);})(document.currentScript)"
+)
+#: The ``script-src`` source that allows :data:`PAYLOAD_SCRIPT` without a nonce.
+PAYLOAD_SCRIPT_HASH = (
+    f"'sha256-{base64.b64encode(hashlib.sha256(PAYLOAD_SCRIPT.encode()).digest()).decode()}'"
+)
 
 
 def _visualizations(value: Any) -> list[dict[str, Any]] | None:
@@ -78,7 +102,7 @@ def _strict_json(item: Mapping[str, Any]) -> bool:
 
 
 def result_renderer(envelope_or_visualization: Any, /, **options: Any) -> Markup:
-    """``<tc-result-renderer …><script type="application/json">…</script></tc-result-renderer>``.
+    """``<tc-result-renderer …>`` with the JSON child and the script that sets ``payload`` from it.
 
     An unknown option is the template's mistake (:class:`ComponentOptionError`);
     the data is upstream's, so bad data renders the ``unavailable`` placeholder.
@@ -90,7 +114,8 @@ def result_renderer(envelope_or_visualization: Any, /, **options: Any) -> Markup
         return ComponentKit._placeholder("unavailable", "result", presentation)
     data = htmlsafe_json_dumps({"visualizations": visualizations})
     nonce = get_state().hooks.csp_nonce()
-    script = Markup(  # noqa: S704 - htmlsafe_json_dumps output, attributes escaped
+    script = Markup(  # noqa: S704 - htmlsafe_json_dumps output, a constant script, attributes escaped
         f"<script{render_attributes({'type': DATA_SCRIPT_TYPE, 'nonce': nonce})}>{data}</script>"
+        f"<script{render_attributes({'nonce': nonce})}>{PAYLOAD_SCRIPT}</script>"
     )
     return Markup(f"<{TAG}{render_attributes(presentation)}>{script}</{TAG}>")  # noqa: S704

@@ -1,65 +1,94 @@
-"""``<tc-result-renderer>`` in headless Chromium: draws from the JSON child, never as HTML."""
+"""``tc_result_renderer`` in headless Chromium: ``element.payload`` is the envelope's visualization.
+
+The page runs under a strict CSP (scripts by nonce, or by the payload
+script's hash): the payload script sets ``payload`` from the JSON child once
+the sandbox's ``<tc-result-renderer>`` is defined, the JSON child stays (the
+component still draws from it), and a value the page set itself is kept.
+"""
 
 from __future__ import annotations
 
-import pytest
-from flask import g, render_template_string
+import secrets
+from typing import Any
 
-from .helpers import ACME, make_app
+import pytest
+from flask import Flask, g, render_template_string, request
+
+from flask_toucan.result_renderer import PAYLOAD_SCRIPT_HASH
+from tests import waiting
+
+from .helpers import make_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
-HOSTILE = '<img src=x id=pwned onerror="window.__pwned=1"></script><script>window.__pwned=2</script><!--'
-PAGE = """<!doctype html><html><head>
-{% from "toucan/components.html" import toucan_scripts, tc_result_renderer %}{{ toucan_scripts() }}
-</head><body>{{ tc_result_renderer(envelope, id="r") }}</body></html>"""
+ONE = {"type": "bar", "title": "</script><b>x</b>", "columns": ["region", "amount"], "rows": [["emea", 5]]}
+TWO = {"type": "kpi", "title": "Total", "columns": ["Sales"], "rows": [[7]]}
+ENVELOPE = {"schema": "toucan-mcp-v1", "answer": "a", "threadId": "t", "visualizations": [ONE]}
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>r</title>
+<script type="module" src="{{ base }}/embed/embed.js" nonce="{{ g.nonce }}"></script></head><body>
+{% from "toucan/components.html" import tc_result_renderer %}
+{{ tc_result_renderer(envelope, id="one") }}
+{{ tc_result_renderer(both, id="both") }}
+</body></html>"""
+RECORDER = """window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective));"""
 
 
-def test_renderer_draws_text_only_under_a_strict_csp(browser, toucan_sandbox, live_server, mcp_endpoint):
-    app, toucan = make_app(toucan_sandbox.url, toucan_sandbox.api_key)
-    envelope = {
-        "answer": "x",
-        "threadId": "t",
-        "visualizations": [
-            {
-                "type": "bar",
-                "title": HOSTILE,
-                "columns": ["Region", "Sales"],
-                "rows": [[HOSTILE, 7], ["b", 3]],
-            },
-            {"type": "kpi", "title": "Total", "columns": ["Sales"], "rows": [[10]]},
-        ],
-    }
+def host(sandbox_url: str) -> Flask:
+    app, toucan = make_app(sandbox_url, "key", TOUCAN_ASSISTANT_ROUTE=False)
+    toucan.csp_nonce_loader(lambda: g.nonce if request.args.get("by") != "hash" else None)
 
     @app.before_request
-    def nonce():
-        g.csp_nonce = "n0nce"
-
-    @app.get("/")
-    def page():
-        toucan.login_user(ACME)
-        return render_template_string(PAGE, envelope=envelope)
+    def nonce() -> None:
+        g.nonce = secrets.token_urlsafe(16)
 
     @app.after_request
-    def csp(resp):
+    def csp(resp: Any) -> Any:
+        allowed = PAYLOAD_SCRIPT_HASH if request.args.get("by") == "hash" else f"'nonce-{g.nonce}'"
         resp.headers["Content-Security-Policy"] = (
-            f"default-src 'self'; script-src 'nonce-n0nce' {toucan_sandbox.url}; "
-            f"connect-src 'self' {toucan_sandbox.url}"
+            f"default-src 'none'; script-src 'nonce-{g.nonce}' {allowed} {sandbox_url}; base-uri 'none'"
         )
         return resp
 
-    host = live_server(app)
+    app.get("/")(lambda: render_template_string(PAGE, base=sandbox_url, envelope=ENVELOPE, both=[ONE, TWO]))
+    return app
+
+
+@pytest.mark.parametrize("by", ["nonce", "hash"])
+def test_payload_is_the_envelopes_visualization(browser, toucan_sandbox, live_server, by):
+    url = live_server(host(toucan_sandbox.url)).url
+    context = browser.new_context()
+    context.add_init_script(RECORDER)
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/?by={by}")
+        page.wait_for_selector("#one[data-state='ready']", timeout=10_000)
+        set_ = "document.querySelector('#both').payload !== undefined"
+        waiting.wait_until(lambda: page.evaluate(set_), 10, interval=0.05, what=set_)
+        assert page.evaluate("document.querySelector('#one').payload") == ONE
+        assert page.evaluate("document.querySelector('#both').payload") == [ONE, TWO]
+        # The JSON child is still there: what the component drew from.
+        assert page.locator("#one script[type='application/json']").count() == 1
+        assert page.get_attribute("#both", "data-visualization-count") == "2"
+        assert page.evaluate("window.__csp") == []
+    finally:
+        context.close()
+
+
+def test_a_payload_the_page_set_is_kept(browser, live_server):
+    """Before the component is defined, the script waits; a value the page set meanwhile wins."""
+    app = host("http://127.0.0.1:9")  # no component script: tc-result-renderer is never defined here
+    url = live_server(app).url
     context = browser.new_context()
     try:
         page = context.new_page()
-        page.goto(host.url + "/")
-        page.wait_for_selector("#r[data-state='ready']", timeout=10_000)
-        assert page.get_attribute("#r", "data-visualization-count") == "2"
-        assert page.locator("#pwned").count() == 0
-        assert page.evaluate("window.__pwned === undefined")
-        assert page.inner_text("#r figure[data-type='bar'] figcaption") == HOSTILE
-        labels = page.eval_on_selector_all("#r svg rect", "rs => rs.map(r => r.dataset.label)")
-        assert labels == [HOSTILE, "b"]
-        assert page.inner_text("#r .tc-kpi-value") == "10"
+        page.goto(f"{url}/?by=nonce")
+        assert page.evaluate("document.querySelector('#one').payload") is None  # undefined: not defined yet
+        page.evaluate("document.querySelector('#one').payload = 'mine'")
+        page.evaluate("customElements.define('tc-result-renderer', class extends HTMLElement {})")
+        set_ = "document.querySelector('#both').payload !== undefined"
+        waiting.wait_until(lambda: page.evaluate(set_), 10, interval=0.05, what=set_)
+        assert page.evaluate("document.querySelector('#one').payload") == "mine"
+        assert page.evaluate("document.querySelector('#both').payload") == [ONE, TWO]
     finally:
         context.close()

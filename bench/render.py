@@ -81,6 +81,9 @@ def given_values(app: Flask, toucan: Toucan) -> dict[str, Any]:
         "csrf": toucan.csrf_token(),
         "csrf_header": state.config.csrf_header,
         "session_tag": _session_tag(),
+        # The refresh script's activity ping (idle timeout on by default).
+        "activity_url": url_for("toucan.activity"),
+        "activity_every": f"{state.sessions.policy.activity_step:g}",
     }
     for name, kind in (("dash", "dashboard"), ("ai", "assistant")):
         token = toucan.issue_token(kind=kind)

@@ -83,6 +83,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         DEMO_INTROSPECTION_URL=None,  # the sandbox's /embed/introspect (not a Toucan API)
         DEMO_IDP_NAME="your identity provider",
         DEMO_CANONICAL_URL=None,  # e.g. http://127.0.0.1:5000: other host names are redirected there
+        # The demo switches between its demo users: logout ends the portal's login only, so
+        # the local provider's logout confirmation page does not stand in the way. A real
+        # app keeps the default (RP-initiated logout, docs/security.md).
+        TOUCAN_RP_INITIATED_LOGOUT=False,
     )
     app.config.update(config_from_env())
     if config:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from .integration.frontends import stop
 from .waiting import wait_until
 
 HERE = Path(__file__).resolve().parent / "oidc_provider"
@@ -81,9 +82,4 @@ def oidc_provider() -> Iterator[OidcProvider]:
         )
         yield OidcProvider(url)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc)
